@@ -1,0 +1,438 @@
+// pybind11 bindings of the native core: the private module pyposert._C.
+//
+// User-facing validation (shapes, dtypes, devices, with "expected ..., got ..." messages)
+// lives in pyposert/ops.py, in one place for numpy and CUDA arrays. The checks here are the
+// memory-safety floor for anyone calling _C directly: they raise, never abort. CUDA entry
+// points take raw device addresses and a stream (as ints), so any producer works (torch,
+// cupy, DLPack) and the kernels stay framework-free.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "attention.h"
+#include "common.h"
+#include "device.h"
+#include "dlpack_abi.h"
+#include "heatmaps.h"
+#include "imageproc.h"
+
+namespace py = pybind11;
+using posert::DType;
+
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw py::value_error(message);
+}
+
+std::string shape_of(const py::array& a) {
+  std::ostringstream s;
+  s << "[";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+  s << "]";
+  return s.str();
+}
+
+bool is_float32(const py::array& a) { return a.dtype().kind() == 'f' && a.itemsize() == 4; }
+bool is_float16(const py::array& a) { return a.dtype().kind() == 'f' && a.itemsize() == 2; }
+bool c_contiguous(const py::array& a) { return (a.flags() & py::array::c_style) != 0; }
+
+void require_array(const py::array& a, const char* name, py::ssize_t ndim, bool float_any,
+                   bool writable) {
+  require(a.ndim() == ndim, std::string(name) + " must have " + std::to_string(ndim) +
+                                " dimensions, got " + shape_of(a));
+  if (float_any) {
+    require(is_float32(a) || is_float16(a), std::string(name) + " must be float32 or float16");
+  } else {
+    require(is_float32(a), std::string(name) + " must be float32");
+  }
+  require(c_contiguous(a), std::string(name) + " must be C-contiguous");
+  if (writable) require(a.writeable(), std::string(name) + " must be writable");
+}
+
+// ---------------------------------------------------------------- CUDA plumbing
+#ifdef POSERT_WITH_CUDA
+const posert::DeviceStatus& device_status() {
+  static const posert::DeviceStatus status = posert::cuda_device_status();
+  return status;
+}
+
+void require_cuda_device() {
+  const auto& status = device_status();
+  if (status.device_count == 0) throw std::runtime_error(status.reason);
+}
+
+void check_launch(cudaError_t err, const char* op) {
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear non-sticky errors so the next call starts clean
+    throw std::runtime_error(std::string(op) + " CUDA launch failed: " + cudaGetErrorString(err));
+  }
+}
+
+cudaStream_t as_stream(std::uintptr_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
+#else
+[[noreturn]] void no_cuda_build() {
+  throw std::runtime_error(
+      "no CUDA device: pyposert was built without CUDA (no nvcc at build time, or "
+      "POSERT_WITH_CUDA=OFF); rebuild with nvcc on PATH to use CUDA arrays");
+}
+#endif
+
+DType dtype_from_int(int code) {
+  require(code == 0 || code == 1, "dtype code must be 0 (float32) or 1 (float16)");
+  return static_cast<DType>(code);
+}
+
+posert::HeatmapParams heatmap_params(int64_t batch, int64_t joints, int64_t height, int64_t width,
+                                     int64_t out_channels, int64_t channel_offset, int mode,
+                                     float sigma, float radius, float scale_x, float scale_y,
+                                     float offset_x, float offset_y) {
+  require(batch >= 0 && joints >= 0 && height >= 0 && width >= 0, "sizes must be >= 0");
+  require(mode == 0 || mode == 1, "mode must be 0 (gaussian) or 1 (disk)");
+  require(channel_offset >= 0 && channel_offset + joints <= out_channels,
+          "channel_offset + joints must fit into the output channels");
+  posert::HeatmapParams p;
+  p.batch = batch;
+  p.joints = joints;
+  p.height = height;
+  p.width = width;
+  p.mode = static_cast<posert::HeatmapMode>(mode);
+  p.sigma = sigma;
+  p.radius = radius;
+  p.scale_x = scale_x;
+  p.scale_y = scale_y;
+  p.offset_x = offset_x;
+  p.offset_y = offset_y;
+  p.out_batch_stride = out_channels * height * width;
+  p.out_channel_offset = channel_offset * height * width;
+  return p;
+}
+
+// ---------------------------------------------------------------- heatmaps
+void heatmaps_cpu(const py::array& keypoints, py::array& out, int64_t channel_offset, int mode,
+                  float sigma, float radius, float scale_x, float scale_y, float offset_x,
+                  float offset_y) {
+  require_array(keypoints, "keypoints", 3, false, false);
+  require(keypoints.shape(2) == 2, "keypoints must be [B, K, 2], got " + shape_of(keypoints));
+  require_array(out, "out", 4, true, true);
+  require(out.shape(0) == keypoints.shape(0), "out batch must match keypoints batch");
+  const auto p = heatmap_params(keypoints.shape(0), keypoints.shape(1), out.shape(2), out.shape(3),
+                                out.shape(1), channel_offset, mode, sigma, radius, scale_x, scale_y,
+                                offset_x, offset_y);
+  const float* kp = static_cast<const float*>(keypoints.data());
+  if (is_float16(out)) {
+    auto* dst = static_cast<uint16_t*>(out.mutable_data());
+    py::gil_scoped_release release;
+    posert::heatmaps_cpu(kp, dst, p);
+  } else {
+    auto* dst = static_cast<float*>(out.mutable_data());
+    py::gil_scoped_release release;
+    posert::heatmaps_cpu(kp, dst, p);
+  }
+}
+
+void heatmaps_cuda(std::uintptr_t keypoints, std::uintptr_t out, int dtype, int64_t batch,
+                   int64_t joints, int64_t height, int64_t width, int64_t out_channels,
+                   int64_t channel_offset, int mode, float sigma, float radius, float scale_x,
+                   float scale_y, float offset_x, float offset_y, std::uintptr_t stream) {
+  const DType dt = dtype_from_int(dtype);
+  const auto p = heatmap_params(batch, joints, height, width, out_channels, channel_offset, mode,
+                                sigma, radius, scale_x, scale_y, offset_x, offset_y);
+#ifdef POSERT_WITH_CUDA
+  require_cuda_device();
+  cudaError_t err;
+  {
+    py::gil_scoped_release release;
+    err = posert::launch_heatmaps(reinterpret_cast<const float*>(keypoints),
+                                  reinterpret_cast<void*>(out), dt, p, as_stream(stream));
+  }
+  check_launch(err, "heatmaps");
+#else
+  (void)keypoints, (void)out, (void)dt, (void)p, (void)stream;
+  no_cuda_build();
+#endif
+}
+
+// ---------------------------------------------------------------- attention
+posert::AttentionParams attention_params(int64_t batch, int64_t queries, int64_t keys, int64_t dk,
+                                         int64_t dv, float scale) {
+  require(batch >= 0 && queries >= 0 && keys >= 0 && dk >= 1 && dv >= 0,
+          "attention sizes must be batch, queries, keys, dv >= 0 and dk >= 1");
+  require(keys >= 1 || queries == 0 || batch == 0, "attention needs at least one key per query");
+  posert::AttentionParams p;
+  p.batch = batch;
+  p.queries = queries;
+  p.keys = keys;
+  p.dk = dk;
+  p.dv = dv;
+  p.scale = scale;
+  return p;
+}
+
+void attention_cpu(const py::array& q, const py::array& k, const py::array& v, py::array& out,
+                   float scale) {
+  require_array(q, "q", 3, false, false);
+  require_array(k, "k", 3, false, false);
+  require_array(v, "v", 3, false, false);
+  require_array(out, "out", 3, false, true);
+  const auto p = attention_params(q.shape(0), q.shape(1), k.shape(1), q.shape(2), v.shape(2), scale);
+  require(k.shape(0) == p.batch && v.shape(0) == p.batch && out.shape(0) == p.batch,
+          "q, k, v and out must share the batch size");
+  require(k.shape(2) == p.dk, "k width must equal q width (Dk)");
+  require(v.shape(1) == p.keys, "v must have as many rows as k");
+  require(out.shape(1) == p.queries && out.shape(2) == p.dv, "out must be [B, Nq, Dv]");
+  const auto* qp = static_cast<const float*>(q.data());
+  const auto* kp = static_cast<const float*>(k.data());
+  const auto* vp = static_cast<const float*>(v.data());
+  auto* op = static_cast<float*>(out.mutable_data());
+  py::gil_scoped_release release;
+  posert::attention_cpu(qp, kp, vp, op, p);
+}
+
+void attention_cuda(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::uintptr_t out,
+                    int dtype, int64_t batch, int64_t queries, int64_t keys, int64_t dk, int64_t dv,
+                    float scale, std::uintptr_t stream) {
+  const DType dt = dtype_from_int(dtype);
+  const auto p = attention_params(batch, queries, keys, dk, dv, scale);
+  require(dk <= 128, "CUDA attention supports Dk up to 128, got " + std::to_string(dk));
+  require(batch <= 65535, "CUDA attention supports batch up to 65535");
+#ifdef POSERT_WITH_CUDA
+  require_cuda_device();
+  cudaError_t err;
+  {
+    py::gil_scoped_release release;
+    err = posert::launch_attention(reinterpret_cast<const void*>(q), reinterpret_cast<const void*>(k),
+                                   reinterpret_cast<const void*>(v), reinterpret_cast<void*>(out), dt,
+                                   p, as_stream(stream));
+  }
+  check_launch(err, "attention");
+#else
+  (void)q, (void)k, (void)v, (void)out, (void)dt, (void)p, (void)stream;
+  no_cuda_build();
+#endif
+}
+
+// ---------------------------------------------------------------- imageproc
+posert::Letterbox letterbox(int64_t src_height, int64_t src_width, int64_t dst_height,
+                            int64_t dst_width) {
+  require(src_height >= 1 && src_width >= 1 && dst_height >= 1 && dst_width >= 1,
+          "letterbox sizes must be >= 1");
+  return posert::make_letterbox(src_height, src_width, dst_height, dst_width);
+}
+
+void to_model_input_cpu(const py::array& image, py::array& out, bool bgr, float pad_value) {
+  require(image.ndim() == 3 && image.shape(2) == 3, "image must be [h, w, 3], got " + shape_of(image));
+  require(image.dtype().kind() == 'u' && image.itemsize() == 1, "image must be uint8");
+  require(image.strides(2) == 1 && image.strides(1) == 3 && image.strides(0) >= 3 * image.shape(1),
+          "image pixels must be packed (strides [row, 3, 1])");
+  require_array(out, "out", 3, true, true);
+  require(out.shape(0) == 3, "out must be [3, H, W], got " + shape_of(out));
+  posert::ToModelInputParams p;
+  p.box = letterbox(image.shape(0), image.shape(1), out.shape(1), out.shape(2));
+  p.src_row_stride = image.strides(0);
+  p.bgr = bgr;
+  p.pad_value = pad_value;
+  const auto* src = static_cast<const uint8_t*>(image.data());
+  if (is_float16(out)) {
+    auto* dst = static_cast<uint16_t*>(out.mutable_data());
+    py::gil_scoped_release release;
+    posert::to_model_input_cpu(src, dst, p);
+  } else {
+    auto* dst = static_cast<float*>(out.mutable_data());
+    py::gil_scoped_release release;
+    posert::to_model_input_cpu(src, dst, p);
+  }
+}
+
+void to_model_input_cuda(std::uintptr_t image, int64_t row_stride, int64_t src_height,
+                         int64_t src_width, std::uintptr_t out, int dtype, int64_t dst_height,
+                         int64_t dst_width, bool bgr, float pad_value, std::uintptr_t stream) {
+  const DType dt = dtype_from_int(dtype);
+  posert::ToModelInputParams p;
+  p.box = letterbox(src_height, src_width, dst_height, dst_width);
+  require(row_stride >= 3 * src_width, "image row stride must be >= 3 * width");
+  p.src_row_stride = row_stride;
+  p.bgr = bgr;
+  p.pad_value = pad_value;
+#ifdef POSERT_WITH_CUDA
+  require_cuda_device();
+  cudaError_t err;
+  {
+    py::gil_scoped_release release;
+    err = posert::launch_to_model_input(reinterpret_cast<const uint8_t*>(image),
+                                        reinterpret_cast<void*>(out), dt, p, as_stream(stream));
+  }
+  check_launch(err, "to_model_input");
+#else
+  (void)image, (void)out, (void)dt, (void)p, (void)stream;
+  no_cuda_build();
+#endif
+}
+
+void from_model_output_cpu(const py::array& in, py::array& out, int64_t src_height,
+                           int64_t src_width, bool unletterbox, bool bgr) {
+  require_array(in, "model output", 3, true, false);
+  require(in.shape(0) == 3, "model output must be [3, H, W], got " + shape_of(in));
+  require(out.ndim() == 3 && out.shape(2) == 3, "out must be [h, w, 3], got " + shape_of(out));
+  require(out.dtype().kind() == 'u' && out.itemsize() == 1 && c_contiguous(out) && out.writeable(),
+          "out must be a writable C-contiguous uint8 array");
+  posert::FromModelOutputParams p;
+  p.box = letterbox(src_height, src_width, in.shape(1), in.shape(2));
+  p.unletterbox = unletterbox;
+  p.bgr = bgr;
+  const int64_t h = unletterbox ? src_height : in.shape(1), w = unletterbox ? src_width : in.shape(2);
+  require(out.shape(0) == h && out.shape(1) == w, "out has the wrong size for this letterbox");
+  auto* dst = static_cast<uint8_t*>(out.mutable_data());
+  if (is_float16(in)) {
+    const auto* src = static_cast<const uint16_t*>(in.data());
+    py::gil_scoped_release release;
+    posert::from_model_output_cpu(src, dst, p);
+  } else {
+    const auto* src = static_cast<const float*>(in.data());
+    py::gil_scoped_release release;
+    posert::from_model_output_cpu(src, dst, p);
+  }
+}
+
+void from_model_output_cuda(std::uintptr_t in, int dtype, int64_t dst_height, int64_t dst_width,
+                            std::uintptr_t out, int64_t src_height, int64_t src_width,
+                            bool unletterbox, bool bgr, std::uintptr_t stream) {
+  const DType dt = dtype_from_int(dtype);
+  posert::FromModelOutputParams p;
+  p.box = letterbox(src_height, src_width, dst_height, dst_width);
+  p.unletterbox = unletterbox;
+  p.bgr = bgr;
+#ifdef POSERT_WITH_CUDA
+  require_cuda_device();
+  cudaError_t err;
+  {
+    py::gil_scoped_release release;
+    err = posert::launch_from_model_output(reinterpret_cast<const void*>(in), dt,
+                                           reinterpret_cast<uint8_t*>(out), p, as_stream(stream));
+  }
+  check_launch(err, "from_model_output");
+#else
+  (void)in, (void)out, (void)dt, (void)p, (void)stream;
+  no_cuda_build();
+#endif
+}
+
+// ---------------------------------------------------------------- DLPack
+// Describe (without consuming) a "dltensor" capsule: address, shape, strides, dtype, device.
+py::dict dlpack_describe(const py::capsule& capsule) {
+  require(std::string(capsule.name() ? capsule.name() : "") == "dltensor",
+          "expected an unconsumed DLPack capsule named 'dltensor'");
+  const auto* managed = capsule.get_pointer<posert::dlpack::ManagedTensor>();
+  require(managed != nullptr, "DLPack capsule holds no tensor");
+  const auto& t = managed->dl_tensor;
+  require(t.ndim >= 0 && t.ndim <= 32, "DLPack tensor has an invalid rank");
+  py::list shape, strides;
+  for (int i = 0; i < t.ndim; ++i) shape.append(t.shape[i]);
+  py::object strides_obj = py::none();
+  if (t.strides != nullptr) {
+    for (int i = 0; i < t.ndim; ++i) strides.append(t.strides[i]);
+    strides_obj = py::tuple(strides);
+  }
+  py::dict d;
+  d["data"] = reinterpret_cast<std::uintptr_t>(t.data) + t.byte_offset;
+  d["shape"] = py::tuple(shape);
+  d["strides"] = strides_obj;  // elements
+  d["type_code"] = static_cast<int>(t.dtype.code);
+  d["bits"] = static_cast<int>(t.dtype.bits);
+  d["lanes"] = static_cast<int>(t.dtype.lanes);
+  d["device_type"] = t.device.device_type;
+  d["device_id"] = t.device.device_id;
+  return d;
+}
+
+// ---------------------------------------------------------------- info
+py::dict build_info() {
+  py::dict info;
+  info["version"] = POSERT_VERSION;
+#ifdef POSERT_WITH_CUDA
+  info["cuda_compiled"] = true;
+  info["cuda_architectures"] = POSERT_CUDA_ARCHITECTURES;
+  info["cuda_compiler_version"] = POSERT_CUDA_COMPILER_VERSION;
+#else
+  info["cuda_compiled"] = false;
+  info["cuda_architectures"] = "";
+  info["cuda_compiler_version"] = "";
+#endif
+#ifdef POSERT_WITH_OPENMP
+  info["openmp"] = true;
+#else
+  info["openmp"] = false;
+#endif
+  info["cpu_threads"] = posert::get_num_threads();
+  info["compiler"] = __VERSION__;
+  return info;
+}
+
+py::dict cuda_status() {
+  py::dict d;
+#ifdef POSERT_WITH_CUDA
+  const auto& s = device_status();
+  d["device_count"] = s.device_count;
+  d["runtime_version"] = s.runtime_version;
+  d["driver_version"] = s.driver_version;
+  d["compute_capability"] = s.compute_capability;
+  d["device_name"] = s.device_name;
+  d["reason"] = s.reason;
+#else
+  d["device_count"] = 0;
+  d["runtime_version"] = 0;
+  d["driver_version"] = 0;
+  d["compute_capability"] = 0;
+  d["device_name"] = "";
+  d["reason"] = "no CUDA device: pyposert was built without CUDA";
+#endif
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pyposert native core (private; use pyposert.ops)";
+
+  m.def("heatmaps_cpu", &heatmaps_cpu, py::arg("keypoints"), py::arg("out"), py::arg("channel_offset"),
+        py::arg("mode"), py::arg("sigma"), py::arg("radius"), py::arg("scale_x"), py::arg("scale_y"),
+        py::arg("offset_x"), py::arg("offset_y"));
+  m.def("heatmaps_cuda", &heatmaps_cuda, py::arg("keypoints"), py::arg("out"), py::arg("dtype"),
+        py::arg("batch"), py::arg("joints"), py::arg("height"), py::arg("width"),
+        py::arg("out_channels"), py::arg("channel_offset"), py::arg("mode"), py::arg("sigma"),
+        py::arg("radius"), py::arg("scale_x"), py::arg("scale_y"), py::arg("offset_x"),
+        py::arg("offset_y"), py::arg("stream"));
+  m.def("attention_cpu", &attention_cpu, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"),
+        py::arg("scale"));
+  m.def("attention_cuda", &attention_cuda, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"),
+        py::arg("dtype"), py::arg("batch"), py::arg("queries"), py::arg("keys"), py::arg("dk"),
+        py::arg("dv"), py::arg("scale"), py::arg("stream"));
+  m.def(
+      "letterbox",
+      [](int64_t sh, int64_t sw, int64_t dh, int64_t dw) {
+        const auto b = letterbox(sh, sw, dh, dw);
+        return py::make_tuple(b.box_x, b.box_y, b.box_width, b.box_height);
+      },
+      py::arg("src_height"), py::arg("src_width"), py::arg("dst_height"), py::arg("dst_width"));
+  m.def("to_model_input_cpu", &to_model_input_cpu, py::arg("image"), py::arg("out"), py::arg("bgr"),
+        py::arg("pad_value"));
+  m.def("to_model_input_cuda", &to_model_input_cuda, py::arg("image"), py::arg("row_stride"),
+        py::arg("src_height"), py::arg("src_width"), py::arg("out"), py::arg("dtype"),
+        py::arg("dst_height"), py::arg("dst_width"), py::arg("bgr"), py::arg("pad_value"),
+        py::arg("stream"));
+  m.def("from_model_output_cpu", &from_model_output_cpu, py::arg("model_output"), py::arg("out"),
+        py::arg("src_height"), py::arg("src_width"), py::arg("unletterbox"), py::arg("bgr"));
+  m.def("from_model_output_cuda", &from_model_output_cuda, py::arg("model_output"), py::arg("dtype"),
+        py::arg("dst_height"), py::arg("dst_width"), py::arg("out"), py::arg("src_height"),
+        py::arg("src_width"), py::arg("unletterbox"), py::arg("bgr"), py::arg("stream"));
+  m.def("dlpack_describe", &dlpack_describe, py::arg("capsule"));
+  m.def("build_info", &build_info);
+  m.def("cuda_status", &cuda_status);
+  m.def("set_num_threads", &posert::set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &posert::get_num_threads);
+}
