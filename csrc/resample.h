@@ -30,8 +30,13 @@ struct ResampleAxis {
     int64_t lo = static_cast<int64_t>(floorf(c - s));
     int64_t hi = static_cast<int64_t>(ceilf(c + s));
     const int64_t end = start + in_size - 1;
-    *first = lo < start ? start : lo;
-    *last = hi > end ? end : hi;
+    lo = lo < start ? start : lo;
+    hi = hi > end ? end : hi;
+    // Drop zero-weight end taps: 0 * NaN would otherwise leak a NaN into its neighbours.
+    while (lo < hi && weight(lo, out_index) == 0.0f) ++lo;
+    while (hi > lo && weight(hi, out_index) == 0.0f) --hi;
+    *first = lo;
+    *last = hi;
   }
   // Unnormalised triangle weight of input pixel i (centre at i + 0.5) for output `out_index`.
   POSERT_HD float weight(int64_t i, int64_t out_index) const {
