@@ -1,0 +1,43 @@
+# pyposert — the two commands a fresh machine needs:
+#   make demo   build everything and run the demo on the shipped default model
+#   make test   build everything and run the tests
+# Both create .venv and install everything into it from scratch.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake
+STAMP := $(VENV)/.pyposert-built
+NATIVE_SOURCES := $(wildcard csrc/*) CMakeLists.txt pyproject.toml
+
+.PHONY: all build test demo bench clean
+
+all: build
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# The editable install builds pyposert._C (CUDA kernels too where nvcc exists) into
+# build/, and is redone whenever a native source or the build files change.
+$(STAMP): $(NATIVE_SOURCES) | $(PY)
+	$(PIP) install -q $(BUILD_DEPS)
+	$(PIP) install -q --no-build-isolation -e ".[runtime,train,test]"
+	$(PY) -c "import pyposert, json; print(json.dumps(pyposert.build_info(), indent=1))"
+	touch $@
+
+build: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests -q
+
+demo: $(STAMP)
+	$(PY) -m pyposert demo
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks -q --benchmark-json=benchmarks/results.json
+	$(PY) benchmarks/ratios.py benchmarks/results.json
+
+clean:
+	rm -rf build $(VENV) .pytest_cache .benchmarks
