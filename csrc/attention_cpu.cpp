@@ -9,6 +9,7 @@
 // x86-64 and picked at run time from the CPU's features, so one wheel runs everywhere at
 // full speed. (GCC's target_clones("arch=x86-64-v4") is not used: its resolver matches CPU
 // model names, and picks the baseline clone on CPUs it does not know, e.g. AMD EPYC.)
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -89,6 +90,9 @@ void attention_cpu(const float* q, const float* k, const float* v, float* out,
   });
   static const TileFn tile = select_tile();
   const int64_t tiles = (p.queries + kTileQ - 1) / kTileQ;
+  // A work item is one query tile against all keys; give a thread at least ~4 MFLOP.
+  const int64_t flops_per_tile = 2 * kTileQ * p.keys * (p.dk + p.dv);
+  const int64_t min_tiles = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(flops_per_tile, 1));
   parallel_for(p.batch * tiles, [&](int64_t begin, int64_t end) {
     Scratch scratch(dvp);
     for (int64_t w = begin; w < end; ++w) {
@@ -98,7 +102,7 @@ void attention_cpu(const float* q, const float* k, const float* v, float* out,
       tile(q + (b * p.queries + q0) * p.dk, kt.data() + b * p.dk * nk_pad, vp.data() + b * p.keys * dvp,
            out + (b * p.queries + q0) * p.dv, rows, p.keys, nk_pad, p.dk, p.dv, dvp, p.scale, scratch);
     }
-  });
+  }, min_tiles);
 }
 
 }  // namespace posert

@@ -5,6 +5,7 @@
 // The row fill (the whole cost: it is a stream of stores) has AVX-512 and AVX2/F16C
 // versions picked at run time; float16 uses the hardware conversion (round to nearest
 // even, bit-exact with the portable float_to_half).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -31,6 +32,24 @@ template <typename T>
 void fill_zero(T* channel, int64_t count) {
   std::memset(channel, 0, static_cast<size_t>(count) * sizeof(T));
 }
+
+namespace baseline {
+#include "heatmaps_cpu_axis.inc"
+}  // namespace baseline
+#ifdef POSERT_X86
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+#include "heatmaps_cpu_axis.inc"
+}  // namespace avx2
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")
+namespace avx512 {
+#include "heatmaps_cpu_axis.inc"
+}  // namespace avx512
+#pragma GCC pop_options
+#endif
 
 // row[x] = gx[x] * fy for x < n.
 using RowF32 = void (*)(float*, const float*, float, int64_t);
@@ -86,6 +105,7 @@ void row_f16_avx512(uint16_t* row, const float* gx, float fy, int64_t n) {
 struct RowFill {
   RowF32 f32 = row_f32_portable;
   RowF16 f16 = row_f16_portable;
+  void (*axis)(float*, int64_t, float, float) = baseline::gaussian_axis;
 };
 
 RowFill select_row_fill() {
@@ -96,10 +116,13 @@ RowFill select_row_fill() {
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c")) {
     fill.f32 = row_f32_avx512;
     fill.f16 = row_f16_avx512;
+    fill.axis = avx512::gaussian_axis;
   } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
     fill.f32 = row_f32_avx2;
     fill.f16 = row_f16_avx2;
   }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && fill.axis == baseline::gaussian_axis)
+    fill.axis = avx2::gaussian_axis;
 #endif
   return fill;
 }
@@ -116,14 +139,8 @@ template <typename T>
 void gaussian_channel(T* channel, float kx, float ky, const HeatmapParams& p,
                       std::vector<float>& gx, std::vector<float>& gy) {
   const float inv = -1.0f / (2.0f * p.sigma * p.sigma);
-  for (int64_t x = 0; x < p.width; ++x) {
-    const float d = static_cast<float>(x) - kx;
-    gx[x] = std::exp(d * d * inv);
-  }
-  for (int64_t y = 0; y < p.height; ++y) {
-    const float d = static_cast<float>(y) - ky;
-    gy[y] = std::exp(d * d * inv);
-  }
+  row_fill().axis(gx.data(), p.width, kx, inv);
+  row_fill().axis(gy.data(), p.height, ky, inv);
   for (int64_t y = 0; y < p.height; ++y) {
     T* row = channel + y * p.width;
     const float fy = gy[y];
@@ -163,8 +180,14 @@ template <typename T>
 void heatmaps_impl(const float* keypoints, T* out, const HeatmapParams& p) {
   const int64_t plane = p.height * p.width;
   const int64_t channels = p.batch * p.joints;
+  // Threads only for outputs of >= 2M elements per thread: below that (two poses at
+  // 256 x 176 is 1.6M) a call takes ~0.1 ms on one core, and waking a second thread on a
+  // busy machine (capture, ONNX Runtime) can cost more than the whole call.
+  const int64_t min_channels = std::max<int64_t>(1, (int64_t{1} << 21) / std::max<int64_t>(plane, 1));
   parallel_for(channels, [&](int64_t begin, int64_t end) {
-    std::vector<float> gx(static_cast<size_t>(p.width)), gy(static_cast<size_t>(p.height));
+    // Room for whole 16-lane vectors in the axis tables.
+    std::vector<float> gx(static_cast<size_t>((p.width + 15) / 16 * 16));
+    std::vector<float> gy(static_cast<size_t>((p.height + 15) / 16 * 16));
     for (int64_t c = begin; c < end; ++c) {
       const int64_t b = c / p.joints, k = c % p.joints;
       T* channel = out + b * p.out_batch_stride + p.out_channel_offset + k * plane;
@@ -181,7 +204,7 @@ void heatmaps_impl(const float* keypoints, T* out, const HeatmapParams& p) {
         disk_channel(channel, kx, ky, p);
       }
     }
-  });
+  }, min_channels);
 }
 
 }  // namespace

@@ -35,6 +35,12 @@ struct TapTable {
   }
 };
 
+// Rows per thread so that each thread gets >= 256K values: smaller jobs run on the calling
+// thread (waking a second one on a busy machine can cost more than the job).
+inline int64_t min_rows(int64_t values_per_row) {
+  return std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(values_per_row, 1));
+}
+
 inline void store(float* dst, float v) { *dst = v; }
 inline void store(uint16_t* dst, float v) { *dst = float_to_half(v); }
 inline float load(const float* src) { return *src; }
@@ -70,7 +76,7 @@ void to_model_input_impl(const uint8_t* image, T* out, const ToModelInputParams&
         dst[3 * X + 2] = blue;
       }
     }
-  });
+  }, min_rows(b.box_width * 3));
   // Vertical pass into the model frame; letterbox bars get the pad value.
   parallel_for(b.dst_height, [&](int64_t begin, int64_t end) {
     for (int64_t Y = begin; Y < end; ++Y) {
@@ -91,7 +97,7 @@ void to_model_input_impl(const uint8_t* image, T* out, const ToModelInputParams&
         }
       }
     }
-  });
+  }, min_rows(b.dst_width * 3));
 }
 
 template <typename T>
@@ -110,7 +116,7 @@ void from_model_output_impl(const T* in, uint8_t* out, const FromModelOutputPara
           px[b_out] = unit_to_u8(load(in + 2 * plane + i));
         }
       }
-    });
+    }, min_rows(b.dst_width * 3));
     return;
   }
   const ResampleAxis ax{b.box_x, b.box_width, b.src_width}, ay{b.box_y, b.box_height, b.src_height};
@@ -130,7 +136,7 @@ void from_model_output_impl(const T* in, uint8_t* out, const FromModelOutputPara
         dst[x] = acc;
       }
     }
-  });
+  }, min_rows(b.src_width));
   parallel_for(b.src_height, [&](int64_t begin, int64_t end) {
     for (int64_t y = begin; y < end; ++y) {
       const float* w = ty.weights.data() + y * ty.max_taps;
@@ -149,7 +155,7 @@ void from_model_output_impl(const T* in, uint8_t* out, const FromModelOutputPara
         px[b_out] = unit_to_u8(rgb[2]);
       }
     }
-  });
+  }, min_rows(b.src_width * 3));
 }
 
 }  // namespace

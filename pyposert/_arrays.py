@@ -24,7 +24,7 @@ _DLPACK_TO_DTYPE = {(2, 32): "float32", (2, 16): "float16", (1, 8): "uint8"}
 _ITEMSIZE = {"float32": 4, "float16": 2, "uint8": 1}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ArrayInfo:
     """What the ops need to know about an argument, wherever its memory lives.
 
@@ -42,11 +42,14 @@ class ArrayInfo:
     data: int  # address of element 0
     numpy: Optional[np.ndarray] = None  # the CPU view, when device == "cpu"
     keepalive: Any = None  # e.g. a DLPack capsule that must outlive the call
+    contiguous: Optional[bool] = None  # known up front for numpy arrays
 
     @property
     def c_contiguous(self) -> bool:
         """Row-major and packed. Empty arrays are contiguous; strides of size-1 axes are
         ignored (numpy and torch leave them arbitrary)."""
+        if self.contiguous is not None:
+            return self.contiguous
         if any(s == 0 for s in self.shape):
             return True
         expected = _c_strides(self.shape, _ITEMSIZE.get(self.dtype, 0))
@@ -91,18 +94,14 @@ def array_info(obj: Any, name: str) -> ArrayInfo:
     )
 
 
+# dtype -> name without going through str(dtype), which costs microseconds per call.
+_NUMPY_NAMES = {np.dtype(np.float32): "float32", np.dtype(np.float16): "float16", np.dtype(np.uint8): "uint8"}
+
+
 def _numpy_info(arr: np.ndarray, name: str, owner: Any) -> ArrayInfo:
-    return ArrayInfo(
-        name=name,
-        owner=owner,
-        device="cpu",
-        device_id=-1,
-        shape=tuple(int(s) for s in arr.shape),
-        strides=tuple(int(s) for s in arr.strides),
-        dtype=str(arr.dtype),
-        data=int(arr.ctypes.data) if arr.size else 0,
-        numpy=arr,
-    )
+    # The CPU kernels take the ndarray itself; `data` (the address) is not needed there.
+    return ArrayInfo(name, owner, "cpu", -1, arr.shape, arr.strides, _NUMPY_NAMES.get(arr.dtype) or str(arr.dtype),
+                     0, numpy=arr, contiguous=arr.flags.c_contiguous)
 
 
 def _cai_info(obj: Any, cai: dict, name: str) -> ArrayInfo:
