@@ -1,0 +1,322 @@
+"""Differentiable PyTorch versions of pyposert's native ops: attention and heatmaps.
+
+Two functions live here because every training model must use exactly the math that the
+runtime runs:
+
+- :func:`attention` -- softmax attention with key dim != value dim. It is the torch custom op
+  ``pyposert::attention`` (signature ``(q, k, v, scale: float) -> Tensor``). During training it
+  runs plain torch math on the CPU; at export time the op is what becomes pyposert's fused
+  CUDA kernel / the ONNX node ``pyposert::FusedAttention``. Every softmax attention in every
+  model goes through it. Inside :func:`plain_attention` it traces as ordinary
+  MatMul/Softmax/MatMul instead, for a standard-op ONNX graph.
+- :func:`heatmaps` / :func:`heatmaps_pair` -- keypoints -> per-joint Gaussian or disk maps with
+  the same conventions as the native ``pyposert.ops.heatmaps`` kernel.
+
+Coordinates are always (x, y): x is the column (width axis), y the row (height axis).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "attention",
+    "attention_reference",
+    "plain_attention",
+    "plain_attention_enabled",
+    "heatmaps",
+    "heatmaps_pair",
+    "HEATMAP_MODES",
+]
+
+# ----------------------------------------------------------------------------------------
+# attention
+# ----------------------------------------------------------------------------------------
+
+
+def _check_attention_inputs(q: Tensor, k: Tensor, v: Tensor) -> None:
+    """Raise ValueError unless q [B, Nq, Dk], k [B, Nk, Dk], v [B, Nk, Dv] agree."""
+    if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
+        raise ValueError(
+            "attention expects q [B, Nq, Dk], k [B, Nk, Dk], v [B, Nk, Dv] (3-D each), got "
+            f"q {list(q.shape)}, k {list(k.shape)}, v {list(v.shape)}"
+        )
+    if not (q.dtype == k.dtype == v.dtype) or not q.dtype.is_floating_point:
+        raise ValueError(
+            "attention expects q, k, v of one floating dtype, got "
+            f"{q.dtype}, {k.dtype}, {v.dtype}"
+        )
+    bq, _, dq = q.shape
+    bk, nk, dk = k.shape
+    bv, nv, _ = v.shape
+    if not (bq == bk == bv):
+        raise ValueError(f"attention batch sizes differ: q {bq}, k {bk}, v {bv}")
+    if dq != dk:
+        raise ValueError(f"attention q and k feature dims differ: q [.., .., {dq}], k [.., .., {dk}]")
+    if nk != nv:
+        raise ValueError(f"attention k and v token counts differ: k [.., {nk}, ..], v [.., {nv}, ..]")
+
+
+def _attention_math(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """matmul -> softmax over keys -> matmul. [B, Nq, Dk], [B, Nk, Dk], [B, Nk, Dv] -> [B, Nq, Dv]."""
+    energy = torch.bmm(q, k.transpose(1, 2))  # [B, Nq, Nk]
+    if scale != 1.0:
+        energy = energy * scale
+    return torch.bmm(torch.softmax(energy, dim=-1), v)
+
+
+def _attention_forward_impl(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    _check_attention_inputs(q, k, v)
+    if k.shape[1] == 0 or q.shape[1] == 0 or q.shape[0] == 0:
+        # A sum over no keys is zero (softmax over an empty set would give NaN).
+        return q.new_zeros(q.shape[0], q.shape[1], v.shape[2])
+    # SDPA accepts Dk != Dv and an explicit scale; on the CPU it runs the same math as
+    # _attention_math (a little faster for large N). Contiguity keeps its fast paths.
+    return F.scaled_dot_product_attention(
+        q.contiguous(), k.contiguous(), v.contiguous(), scale=float(scale)
+    )
+
+
+@torch.library.custom_op("pyposert::attention", mutates_args=())
+def _attention_op(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """pyposert::attention(q [B,Nq,Dk], k [B,Nk,Dk], v [B,Nk,Dv], scale) -> [B,Nq,Dv]."""
+    return _attention_forward_impl(q, k, v, scale)
+
+
+@_attention_op.register_fake
+def _attention_fake(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    # Same checks as the real op, so shape errors surface while tracing/exporting too.
+    _check_attention_inputs(q, k, v)
+    return q.new_empty(q.shape[0], q.shape[1], v.shape[2])
+
+
+def _attention_setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    q, k, v, scale = inputs
+    # Save O rather than the N x N probabilities: backward recomputes P (one extra matmul)
+    # so training memory stays O(N * D) per attention, like the fused kernel.
+    ctx.save_for_backward(q, k, v, output)
+    ctx.scale = float(scale)
+
+
+def _attention_backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    """Gradients of O = softmax(scale * Q K^T) V.
+
+    With P = softmax(S), S = scale * Q K^T:
+      dV = P^T dO
+      dP = dO V^T
+      dS = P * (dP - rowsum(dO * O))        (rowsum(dP * P) equals rowsum(dO * O))
+      dQ = scale * dS K,   dK = scale * dS^T Q
+    """
+    q, k, v, out = ctx.saved_tensors
+    scale: float = ctx.scale
+    if k.shape[1] == 0 or q.shape[1] == 0 or q.shape[0] == 0:
+        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v), None
+    grad_out = grad_out.contiguous()
+    energy = torch.bmm(q, k.transpose(1, 2))
+    if scale != 1.0:
+        energy = energy * scale
+    p = torch.softmax(energy, dim=-1)  # [B, Nq, Nk]
+    grad_v = torch.bmm(p.transpose(1, 2), grad_out)  # [B, Nk, Dv]
+    grad_p = torch.bmm(grad_out, v.transpose(1, 2))  # [B, Nq, Nk]
+    delta = (grad_out * out).sum(dim=-1, keepdim=True)  # [B, Nq, 1]
+    grad_s = p * (grad_p - delta)
+    if scale != 1.0:
+        grad_s = grad_s * scale
+    grad_q = torch.bmm(grad_s, k)  # [B, Nq, Dk]
+    grad_k = torch.bmm(grad_s.transpose(1, 2), q)  # [B, Nk, Dk]
+    return grad_q, grad_k, grad_v, None
+
+
+_attention_op.register_autograd(_attention_backward, setup_context=_attention_setup_context)
+
+
+def _register_attention_flops() -> None:
+    """Let torch.utils.flop_counter count the op: 2 * B * Nq * Nk * (Dk + Dv) forward."""
+    from torch.utils.flop_counter import register_flop_formula
+
+    @register_flop_formula(torch.ops.pyposert.attention)
+    def _attention_flop(q_shape: Sequence[int], k_shape: Sequence[int], v_shape: Sequence[int],
+                        *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        b, nq, dk = q_shape
+        _, nk, dv = v_shape
+        return 2 * b * nq * nk * (dk + dv)
+
+
+_register_attention_flops()
+
+_plain_state = threading.local()
+
+
+def plain_attention_enabled() -> bool:
+    """True inside :func:`plain_attention` (on this thread)."""
+    return bool(getattr(_plain_state, "depth", 0))
+
+
+@contextlib.contextmanager
+def plain_attention() -> Iterator[None]:
+    """Make :func:`attention` run (and trace) as plain bmm/softmax/bmm instead of the custom op.
+
+    Use it around ``torch.onnx.export`` for a standard-op ONNX graph (ONNX Runtime on any CPU,
+    no pyposert node), or around any tracer that does not know ``pyposert::attention``.
+    The math is identical; only the graph differs. Thread-local and re-entrant.
+    """
+    _plain_state.depth = getattr(_plain_state, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _plain_state.depth -= 1
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None) -> Tensor:
+    """Softmax attention with separate key and value widths.
+
+    out[b, j] = sum_i softmax_i(scale * q[b, j] . k[b, i]) * v[b, i]   (softmax over keys i)
+
+    Args:
+        q: queries [B, Nq, Dk], floating point (float32 in training).
+        k: keys [B, Nk, Dk], same dtype.
+        v: values [B, Nk, Dv], same dtype; Dv may differ from Dk.
+        scale: multiplies the energy before the softmax. Default 1.0 (unscaled energy, as in
+            SAGAN and PoNA) -- models pass theirs explicitly.
+
+    Returns:
+        [B, Nq, Dv], dtype of q. Differentiable in q, k and v.
+
+    Runs the custom op ``pyposert::attention`` (the fused kernel / ONNX
+    ``pyposert::FusedAttention`` at export), or plain math inside :func:`plain_attention`.
+    """
+    s = 1.0 if scale is None else float(scale)
+    if plain_attention_enabled():
+        _check_attention_inputs(q, k, v)
+        return _attention_math(q, k, v, s)
+    return torch.ops.pyposert.attention(q, k, v, s)
+
+
+def attention_reference(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None) -> Tensor:
+    """Float64 reference of :func:`attention`: einsum, max-subtracted exp, normalise.
+
+    Returns float64 [B, Nq, Dv]; for tests and parity checks.
+    """
+    s = 1.0 if scale is None else float(scale)
+    q64, k64, v64 = q.double(), k.double(), v.double()
+    energy = s * torch.einsum("bjd,bid->bji", q64, k64)
+    energy = energy - energy.amax(dim=-1, keepdim=True)
+    w = torch.exp(energy)
+    w = w / w.sum(dim=-1, keepdim=True)
+    return torch.einsum("bji,bie->bje", w, v64)
+
+
+# ----------------------------------------------------------------------------------------
+# heatmaps
+# ----------------------------------------------------------------------------------------
+
+HEATMAP_MODES = ("gaussian", "disk")
+
+
+def heatmaps(
+    keypoints: Tensor,
+    height: int,
+    width: int,
+    mode: str = "gaussian",
+    sigma: float = 6.0,
+    radius: float = 4.0,
+    scale: tuple[float, float] = (1.0, 1.0),
+    offset: tuple[float, float] = (0.0, 0.0),
+) -> Tensor:
+    """Rasterise keypoints into one map per joint (same convention as ``pyposert.ops.heatmaps``).
+
+    Args:
+        keypoints: [B, K, 2] (x, y) in pixels, x = column, y = row. Any floating dtype; cast to
+            float32 first (the native kernel takes float32). A joint is missing -- its channel is
+            all zero -- if its ORIGINAL x or y is negative, NaN or infinite.
+        height, width: output size H, W (>= 0).
+        mode: "gaussian": exp(-d^2 / (2 sigma^2)), peak 1, not renormalised;
+              "disk": 1 where d^2 <= radius^2, else 0.
+        sigma: Gaussian standard deviation in output pixels (> 0).
+        radius: disk radius in output pixels (>= 0).
+        scale, offset: (sx, sy), (ox, oy) mapping keypoint pixels to output pixels:
+            x' = x * sx + ox, y' = y * sy + oy (e.g. a resize/letterbox).
+
+    The value at integer pixel (px, py), px in [0, W), py in [0, H), is computed in float32:
+        dx = px - x', dy = py - y', d2 = dx * dx + dy * dy,
+        gaussian: exp(-d2 / two_sigma_sq) with two_sigma_sq = float32(2 * sigma * sigma),
+        disk: d2 <= float32(radius * radius).
+    Joints outside the canvas still contribute their tails inside it.
+
+    Returns:
+        float32 [B, K, H, W] in [0, 1], on the keypoints' device.
+    """
+    if mode not in HEATMAP_MODES:
+        raise ValueError(f"heatmaps mode must be one of {HEATMAP_MODES}, got {mode!r}")
+    if keypoints.dim() != 3 or keypoints.shape[-1] != 2:
+        raise ValueError(f"keypoints must be [B, K, 2] (x, y), got {list(keypoints.shape)}")
+    if not keypoints.dtype.is_floating_point:
+        raise ValueError(f"keypoints must be floating point, got {keypoints.dtype}")
+    if height < 0 or width < 0:
+        raise ValueError(f"heatmap size must be >= 0, got height={height}, width={width}")
+    if mode == "gaussian" and not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"sigma must be a positive finite number, got {sigma}")
+    if mode == "disk" and not (radius >= 0 and math.isfinite(radius)):
+        raise ValueError(f"radius must be a non-negative finite number, got {radius}")
+
+    kp = keypoints.to(torch.float32)
+    dev = kp.device
+    x, y = kp[..., 0], kp[..., 1]  # [B, K]
+    present = torch.isfinite(x) & torch.isfinite(y) & (x >= 0) & (y >= 0)
+    f32 = torch.float32
+    sx = torch.tensor(scale[0], dtype=f32, device=dev)
+    sy = torch.tensor(scale[1], dtype=f32, device=dev)
+    ox = torch.tensor(offset[0], dtype=f32, device=dev)
+    oy = torch.tensor(offset[1], dtype=f32, device=dev)
+    # Missing joints are replaced by 0 before the arithmetic so NaN/inf never reach exp();
+    # their channel is zeroed below anyway.
+    xt = torch.where(present, x, torch.zeros_like(x)) * sx + ox
+    yt = torch.where(present, y, torch.zeros_like(y)) * sy + oy
+
+    px = torch.arange(width, dtype=f32, device=dev)
+    py = torch.arange(height, dtype=f32, device=dev)
+    dx = px.view(1, 1, 1, width) - xt[..., None, None]  # [B, K, 1, W]
+    dy = py.view(1, 1, height, 1) - yt[..., None, None]  # [B, K, H, 1]
+    d2 = dx * dx + dy * dy  # [B, K, H, W], float32
+    if mode == "gaussian":
+        two_sigma_sq = torch.tensor(2.0 * sigma * sigma, dtype=f32, device=dev)
+        maps = torch.exp(-d2 / two_sigma_sq)
+    else:
+        r2 = torch.tensor(radius * radius, dtype=f32, device=dev)
+        maps = (d2 <= r2).to(f32)
+    return maps * present[..., None, None].to(f32)
+
+
+def heatmaps_pair(
+    source: Tensor,
+    target: Tensor,
+    height: int,
+    width: int,
+    mode: str = "gaussian",
+    sigma: float = 6.0,
+    radius: float = 4.0,
+    scale: tuple[float, float] = (1.0, 1.0),
+    offset: tuple[float, float] = (0.0, 0.0),
+) -> Tensor:
+    """Generator pose input: concat(heatmaps(source), heatmaps(target)) -> float32 [B, 2K, H, W].
+
+    source, target: [B, K, 2] (x, y) keypoints of the source photo and of the target pose, both
+    already in the same pixel frame (scale/offset apply to both). Source channels come first.
+    """
+    if source.shape != target.shape:
+        raise ValueError(
+            f"source and target keypoints must have one shape, got {list(source.shape)} and "
+            f"{list(target.shape)}"
+        )
+    kw: dict[str, Any] = dict(mode=mode, sigma=sigma, radius=radius, scale=scale, offset=offset)
+    return torch.cat(
+        [heatmaps(source, height, width, **kw), heatmaps(target, height, width, **kw)], dim=1
+    )
