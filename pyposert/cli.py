@@ -27,7 +27,11 @@ STANDING_POSE = np.array([
 
 
 def _real_poses(count: int) -> np.ndarray:
-    """Up to `count` real DeepFashion poses [N, 18, 2] (x, y) from ../shared/data/poses."""
+    """Up to `count` real DeepFashion poses [N, 18, 2] (x, y) in the 256 x 176 frame.
+
+    The annotation files (../shared/data/poses, y first) are in the original 256 x 256
+    frame; the 256 x 176 images are its centre crop, so x moves left by 40 and joints that
+    fall outside the crop become missing (-1)."""
     csv = Path(__file__).resolve().parents[2] / "shared" / "data" / "poses" / "fasion-annotation-test.csv"
     if not csv.exists():
         return STANDING_POSE[None]
@@ -36,7 +40,9 @@ def _real_poses(count: int) -> np.ndarray:
         _, ys, xs = line.split(":")
         y = np.array(json.loads(ys), np.float32)
         x = np.array(json.loads(xs), np.float32)
-        if (x >= 0).sum() >= 14:
+        present = (x >= 0) & (y >= 0) & (x - 40 >= 0) & (x - 40 < 176)
+        x, y = np.where(present, x - 40, -1), np.where(present, y, -1)
+        if present.sum() >= 14:
             poses.append(np.stack([x, y], -1))
         if len(poses) == count:
             break

@@ -140,9 +140,12 @@ def test_empty_sizes_work():
 
 
 def test_real_poses_from_the_annotation_files(rng):
-    """Real COCO-18 poses (DeepFashion 256 x 176 frame) rendered at 64 x 44 via the scale."""
+    """Real COCO-18 poses (DeepFashion, annotated in the 256 x 256 frame whose centre crop is
+    the 256 x 176 image) rendered at 64 x 44 through scale and offset."""
     from pathlib import Path
-    csv = Path(__file__).resolve().parents[2] / "shared" / "data" / "poses" / "fasion-annotation-test.csv"
+    import os
+    poses_dir = os.environ.get("POSERT_POSES_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "poses"
+    csv = Path(poses_dir) / "fasion-annotation-test.csv"
     if not csv.exists():
         pytest.skip(f"real poses not found at {csv}")
     rows = csv.read_text().splitlines()[1:]
@@ -152,5 +155,7 @@ def test_real_poses_from_the_annotation_files(rng):
         _, ys, xs = row.split(":")
         kp.append(np.stack([np.array(eval(xs), float), np.array(eval(ys), float)], -1))  # CSV stores y first
     kp = np.array(kp, np.float32)
-    got = ops.heatmaps(kp, 64, 44, sigma=1.5, scale=(0.25, 0.25))
-    np.testing.assert_allclose(got, heatmaps_ref(kp, 64, 44, sigma=1.5, scale=(0.25, 0.25)), rtol=1e-5, atol=1e-6)
+    scale, offset = (0.25, 0.25), (-40 * 0.25, 0.0)  # crop 40 px off the left, then / 4
+    got = ops.heatmaps(kp, 64, 44, sigma=1.5, scale=scale, offset=offset)
+    np.testing.assert_allclose(got, heatmaps_ref(kp, 64, 44, sigma=1.5, scale=scale, offset=offset),
+                               rtol=1e-5, atol=1e-6)
