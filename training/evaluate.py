@@ -1,0 +1,220 @@
+"""Evaluation entry point: ``python -m training evaluate --checkpoint runs/nram_rt [--count 200]``.
+
+Runs the checkpoint's generator on held-out pairs (the synthetic 'eval' split: identities and
+real poses never seen in training; or a real dataset's test pairs) and scores it with the
+papers' metrics (training.metrics): SSIM, mask-SSIM, PSNR (RGB and PoNA's Y channel) and L1,
+each a mean over images. The same table carries two baselines computed on the same pairs:
+
+- copy the source: output = the source photo (what a network that ignores the pose would do);
+- mean training target: output = the per-pixel mean of training target images (the best
+  constant image under L2 -- a network that ignores the inputs).
+
+Writes ``OUT/metrics.md`` (markdown table), ``OUT/metrics.json`` and ``OUT/grid.png`` (rows of
+source | target skeleton | generated | ground truth). OUT defaults to ``<checkpoint>/report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from training.data.datasets import build_dataset, describe, tensor_to_image
+from training.data.poses import LIMBS
+from training.metrics import MetricAccumulator
+from training.models import ModelConfig
+
+__all__ = ["generate", "evaluate_generator", "mean_target_image", "draw_skeleton", "make_grid",
+           "evaluate_checkpoint", "main"]
+
+METRIC_COLUMNS = (("ssim", "SSIM"), ("mask_ssim", "mask-SSIM"), ("psnr", "PSNR RGB (dB)"),
+                  ("psnr_y", "PSNR Y (dB)"), ("l1", "L1"))
+
+
+@torch.no_grad()
+def generate(generator: nn.Module, cfg: ModelConfig, batch: dict[str, torch.Tensor],
+             device: torch.device | str = "cpu") -> np.ndarray:
+    """Generated images of a batch: uint8 [B, H, W, 3] RGB (generator in its current mode)."""
+    from training.train import pose_input
+
+    src = batch["source_image"].to(device)
+    pose = pose_input(batch["source_pose"].to(device), batch["target_pose"].to(device), cfg)
+    return tensor_to_image(generator(src, pose))
+
+
+def _loader(dataset: Dataset, count: int, batch_size: int) -> DataLoader:
+    n = min(int(count), len(dataset))
+    return DataLoader(Subset(dataset, range(n)), batch_size=max(1, batch_size), shuffle=False)
+
+
+def evaluate_generator(generator: nn.Module, cfg: ModelConfig, dataset: Dataset, count: int,
+                       batch_size: int = 8, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Mean metrics of the generator on the first ``count`` pairs of ``dataset`` (eval mode).
+
+    Returns {"ssim", "mask_ssim", "psnr", "psnr_y", "l1", "count", "psnr_inf"} (see
+    training.metrics.MetricAccumulator). The generator's train/eval mode is restored.
+    """
+    was_training = generator.training
+    generator.eval()
+    acc = MetricAccumulator()
+    try:
+        for batch in _loader(dataset, count, batch_size):
+            fake = generate(generator, cfg, batch, device)
+            real = tensor_to_image(batch["target_image"])
+            masks = batch["target_mask"][:, 0].to(torch.uint8).numpy()
+            for g, r, m in zip(fake, real, masks):
+                acc.add(g, r, m)
+    finally:
+        generator.train(was_training)
+    return acc.summary()
+
+
+def mean_target_image(dataset: Dataset, count: int, batch_size: int = 16) -> np.ndarray:
+    """Per-pixel mean of the first ``count`` target images: uint8 [H, W, 3] RGB (rounded)."""
+    total: torch.Tensor | None = None
+    n = 0
+    for batch in _loader(dataset, count, batch_size):
+        x = batch["target_image"].double().sum(0)
+        total = x if total is None else total + x
+        n += batch["target_image"].shape[0]
+    if total is None:
+        raise ValueError("no training targets to average")
+    return tensor_to_image((total / n).float())
+
+
+def draw_skeleton(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 [H, W, 3] RGB: limbs of ``keypoints`` (float [18, 2] (x, y), missing < 0) on white."""
+    img = np.full((height, width, 3), 255, np.uint8)
+    kp = np.asarray(keypoints, np.float64)
+    present = np.isfinite(kp).all(-1) & (kp >= 0).all(-1)
+    thickness = max(1, round(height / 64))
+    for i, (a, b) in enumerate(LIMBS):
+        if present[a] and present[b]:
+            hue = int(180 * i / len(LIMBS))
+            colour = cv2.cvtColor(np.uint8([[[hue, 220, 200]]]), cv2.COLOR_HSV2RGB)[0, 0].tolist()
+            cv2.line(img, (round(kp[a, 0]), round(kp[a, 1])), (round(kp[b, 0]), round(kp[b, 1])),
+                     colour, thickness, cv2.LINE_AA)
+    for j in np.flatnonzero(present):
+        cv2.circle(img, (round(kp[j, 0]), round(kp[j, 1])), thickness + 1, (0, 0, 0), -1, cv2.LINE_AA)
+    return img
+
+
+def make_grid(rows: Sequence[Sequence[np.ndarray]], gap: int = 2) -> np.ndarray:
+    """uint8 RGB grid of equally sized uint8 [H, W, 3] cells, ``gap`` white pixels between."""
+    h, w = rows[0][0].shape[:2]
+    cols = max(len(r) for r in rows)
+    grid = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            grid[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = cell
+    return grid
+
+
+def _fmt(v: float) -> str:
+    return "inf" if v == float("inf") else ("n/a" if v != v else f"{v:.4f}")
+
+
+def evaluate_checkpoint(checkpoint: str | os.PathLike[str], *, count: int = 200,
+                        out: str | os.PathLike[str] | None = None, data: str | None = None,
+                        batch_size: int = 8, mean_count: int = 200, grid_rows: int = 8,
+                        pad_white: int = 0) -> dict[str, Any]:
+    """Score a checkpoint and its two baselines; write metrics.md, metrics.json and grid.png.
+
+    data: a --data spec (default: the run's); its held-out split is used (synthetic 'eval',
+    real datasets' test files). mean_count: training targets averaged for the mean baseline.
+    pad_white: white columns added on each side before SSIM (40 reproduces PATN's DeepFashion
+    protocol at 256 x 176). Returns the metrics dict that metrics.json holds.
+    """
+    from training.train import load_checkpoint
+
+    ck = load_checkpoint(checkpoint, with_training_state=False)
+    cfg = ck.model_config()
+    generator = ck.build_generator()
+    spec = data or ck.config.data.source
+    kw = dict(seed=ck.config.train.seed, length=max(count, mean_count, 1), background=ck.config.data.background,
+              poses_dir=ck.config.data.poses_dir or None)
+    eval_ds = build_dataset(spec, "eval", cfg.height, cfg.width, **kw)
+    train_ds = build_dataset(spec, "train", cfg.height, cfg.width, **kw)
+    mean_img = mean_target_image(train_ds, mean_count)
+    accs = {k: MetricAccumulator(pad=pad_white) for k in ("model", "copy_source", "mean_target")}
+    grid: list[list[np.ndarray]] = []
+    for batch in _loader(eval_ds, count, batch_size):
+        fake = generate(generator, cfg, batch)
+        src = tensor_to_image(batch["source_image"])
+        real = tensor_to_image(batch["target_image"])
+        masks = batch["target_mask"][:, 0].to(torch.uint8).numpy()
+        for i in range(len(fake)):
+            accs["model"].add(fake[i], real[i], masks[i])
+            accs["copy_source"].add(src[i], real[i], masks[i])
+            accs["mean_target"].add(mean_img, real[i], masks[i])
+            if len(grid) < grid_rows:
+                skel = draw_skeleton(batch["target_pose"][i].numpy(), cfg.height, cfg.width)
+                grid.append([src[i], skel, fake[i], real[i]])
+    results = {k: a.summary() for k, a in accs.items()}
+    report = {
+        "checkpoint": str(ck.folder), "model": ck.config.model, "size": ck.config.size, "step": ck.step,
+        "data": spec, "split": describe(eval_ds), "count": len(accs["model"]), "pad_white": pad_white,
+        "mean_count": min(mean_count, len(train_ds)), "results": results,
+    }
+    out_dir = Path(out) if out is not None else ck.folder / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = {"model": f"{ck.config.model} ({ck.config.size}, step {ck.step})", "copy_source": "copy the source",
+             "mean_target": "mean training target"}
+    lines = [
+        f"# {ck.config.model} {ck.config.size} @ step {ck.step}",
+        "",
+        f"{len(accs['model'])} held-out pairs: {describe(eval_ds)}; model size {cfg.height} x {cfg.width}.",
+        "SSIM: Gaussian window sigma 1.5 (11 taps), population covariance, uint8 RGB, data range of the "
+        "generated image; mask-SSIM on both images times the target's body mask; PSNR peak 255 "
+        "(RGB, and PoNA's Y channel); L1 in [-1, 1]. Means over images."
+        + (f" SSIMs after {pad_white} white columns each side." if pad_white else ""),
+        "",
+        "| method | " + " | ".join(title for _, title in METRIC_COLUMNS) + " |",
+        "|---|" + "---:|" * len(METRIC_COLUMNS),
+    ]
+    for key, res in results.items():
+        lines.append(f"| {names[key]} | " + " | ".join(_fmt(res[k]) for k, _ in METRIC_COLUMNS) + " |")
+    lines += ["", "Grid (grid.png): source | target skeleton | generated | ground truth.", ""]
+    (out_dir / "metrics.md").write_text("\n".join(lines))
+    (out_dir / "metrics.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    if grid:
+        cv2.imwrite(str(out_dir / "grid.png"), cv2.cvtColor(make_grid(grid), cv2.COLOR_RGB2BGR))
+    report["out"] = str(out_dir)
+    return report
+
+
+def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--checkpoint", required=True, help="run folder (or its checkpoint.json)")
+    ap.add_argument("--count", type=int, default=200, help="held-out pairs to score")
+    ap.add_argument("--out", help="report folder (default <checkpoint>/report)")
+    ap.add_argument("--data", help="override the run's --data spec (its held-out split is used)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--mean-count", type=int, default=200, help="training targets in the mean baseline")
+    ap.add_argument("--grid-rows", type=int, default=8)
+    ap.add_argument("--pad-white", type=int, default=0,
+                    help="white columns each side before SSIM (40 = PATN's DeepFashion protocol)")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    report = evaluate_checkpoint(args.checkpoint, count=args.count, out=args.out, data=args.data,
+                                 batch_size=args.batch_size, mean_count=args.mean_count,
+                                 grid_rows=args.grid_rows, pad_white=args.pad_white)
+    print(Path(report["out"], "metrics.md").read_text())
+    print(f"wrote {report['out']}/metrics.md, metrics.json, grid.png", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training evaluate", description="Score a checkpoint.")
+    add_evaluate_arguments(ap)
+    return run_from_args(ap.parse_args(argv))
