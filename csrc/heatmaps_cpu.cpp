@@ -80,10 +80,22 @@ void row_f16_avx2(uint16_t* row, const float* gx, float fy, int64_t n) {
   }
   for (; x < n; ++x) row[x] = float_to_half(gx[x] * fy);
 }
+// numpy's large arrays start 16 bytes past a page (malloc's header), so without peeling
+// every 64-byte store would straddle two cache lines: peel to the first aligned element.
 __attribute__((target("avx512f")))
 void row_f32_avx512(float* row, const float* gx, float fy, int64_t n) {
   const __m512 f = _mm512_set1_ps(fy);
   int64_t x = 0;
+  const int64_t misaligned = static_cast<int64_t>((reinterpret_cast<uintptr_t>(row) & 63u) / sizeof(float));
+  if (misaligned != 0) {
+    const int64_t head = std::min<int64_t>(16 - misaligned, n);
+    const __mmask16 m = static_cast<__mmask16>((1u << head) - 1u);
+    _mm512_mask_storeu_ps(row, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, gx), f));
+    x = head;
+  }
+  if ((reinterpret_cast<uintptr_t>(row + x) & 63u) == 0) {
+    for (; x + 16 <= n; x += 16) _mm512_store_ps(row + x, _mm512_mul_ps(_mm512_loadu_ps(gx + x), f));
+  }
   for (; x + 16 <= n; x += 16) _mm512_storeu_ps(row + x, _mm512_mul_ps(_mm512_loadu_ps(gx + x), f));
   if (x < n) {
     const __mmask16 m = static_cast<__mmask16>((1u << (n - x)) - 1u);
