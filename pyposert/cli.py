@@ -1,4 +1,4 @@
-"""The `pyposert` command line: `info` (what this machine can run) and `demo`.
+"""The `pyposert` command line: `info` (what this machine can run, backends included) and `demo`.
 
 `demo` currently exercises the native kernels on real poses (the retargeting demo replaces
 it once the Engine and the shipped model exist).
@@ -63,6 +63,10 @@ def cmd_info(_: argparse.Namespace) -> int:
         print(f"  CUDA device : {cuda['device_name']} (sm_{cuda['compute_capability']})")
     else:
         print(f"  CUDA device : none — {cuda['reason']}")
+    from pyposert.backends import backends_report
+
+    for row in backends_report():
+        print(f"  backend {row['name']:<12}: {'yes' if row['available'] else 'no '}  {row['reason']}")
     return 0
 
 

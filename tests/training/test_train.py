@@ -109,7 +109,15 @@ def tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 def test_shipped_configs_load() -> None:
     files = sorted(CONFIG_DIR.glob("*.toml"))
-    assert {p.name for p in files} == {f"{m}_{s}.toml" for m in MODEL_NAMES for s in SIZES}
+    defaults = {f"{m}_{s}.toml" for m in MODEL_NAMES for s in SIZES}
+    assert defaults <= {p.name for p in files}
+    # Besides the defaults: the short CPU-budget recipes (<model>_rt_cpu.toml) of the
+    # shipped checkpoints; they must load and be rt configs of their model.
+    for extra in sorted({p.name for p in files} - defaults):
+        model, size, budget = extra[:-len(".toml")].split("_")
+        assert model in MODEL_NAMES and size == "rt" and budget == "cpu", extra
+        cfg = load_config(CONFIG_DIR / extra)
+        assert (cfg.model, cfg.size) == (model, "rt") and cfg.train.steps > 0
     for model in MODEL_NAMES:
         for size in SIZES:
             cfg = load_config(default_config_path(model, size))

@@ -1,0 +1,2 @@
+"""pyposert::FusedAttention: kernel fused_attention_aot.cu, TensorRT definition plugin.py (imports
+tensorrt: import it only through export.plugins.register_plugins)."""

@@ -1,0 +1,2 @@
+"""pyposert::PoseHeatmap: kernel pose_heatmap_aot.cu, TensorRT definition plugin.py (imports
+tensorrt: import it only through export.plugins.register_plugins)."""

@@ -1,0 +1,136 @@
+"""Keypoint input parsing (pyposert.poses): arrays and OpenPose JSON (COCO-18, BODY_25) ->
+float32 (18, 2) (x, y) pixels, missing (-1, -1); every malformed input is a ValueError."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyposert.poses import BODY25_TO_COCO18, parse_openpose, parse_pose
+
+
+def _random_pose(rng: np.random.Generator, joints: int = 18) -> np.ndarray:
+    """(joints, 3) (x, y, confidence) with all joints present and confident."""
+    return np.stack([rng.uniform(0, 300, joints), rng.uniform(0, 400, joints), rng.uniform(0.5, 1, joints)], 1)
+
+
+def test_array_xy_and_xyc(rng: np.random.Generator) -> None:
+    pose = _random_pose(rng)
+    xy = parse_pose(pose[:, :2])
+    assert xy.dtype == np.float32 and xy.shape == (18, 2)
+    np.testing.assert_allclose(xy, pose[:, :2], rtol=1e-6)
+    np.testing.assert_array_equal(parse_pose(pose), xy)
+    np.testing.assert_array_equal(parse_pose(pose.tolist()), xy)  # nested lists are array-like too
+
+
+def test_missing_is_negative_or_low_confidence(rng: np.random.Generator) -> None:
+    pose = _random_pose(rng)
+    pose[3, 0] = -1  # negative x
+    pose[5, 1] = -0.5  # negative y
+    pose[7, 2] = 0.01  # confidence below the default 0.05
+    pose[9, 2] = 0.05  # exactly the threshold: present
+    out = parse_pose(pose)
+    for j in (3, 5, 7):
+        np.testing.assert_array_equal(out[j], [-1, -1])
+    assert (out[[0, 1, 2, 4, 6, 8, 9]] >= 0).all()
+    # The threshold is a parameter.
+    assert (parse_pose(pose, min_confidence=0.0)[7] >= 0).all()
+    assert (parse_pose(pose, min_confidence=0.9)[pose[:, 2] < 0.9] == -1).all()
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nan_and_inf_are_errors_not_missing(rng: np.random.Generator, bad: float) -> None:
+    pose = _random_pose(rng)[:, :2]
+    pose[4, 1] = bad
+    with pytest.raises(ValueError, match="NaN or infinite.*r_wrist"):
+        parse_pose(pose)
+    pose3 = _random_pose(rng)
+    pose3[2, 2] = bad  # a NaN confidence is just as suspicious
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        parse_pose(pose3)
+
+
+@pytest.mark.parametrize("shape", [(17, 2), (19, 2), (18, 1), (18, 4), (36,), (2, 18), (1, 18, 2), ()])
+def test_wrong_shapes(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=r"\(18, 2\)"):
+        parse_pose(np.ones(shape))
+
+
+def test_non_numeric() -> None:
+    with pytest.raises(ValueError):
+        parse_pose([["a", "b"]] * 18)
+    with pytest.raises(ValueError):
+        parse_pose(object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="float32 range"):
+        parse_pose(np.full((18, 2), 1e300))
+
+
+def _openpose(flat: list[float], people: int = 1) -> dict:
+    return {"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": flat}] * people}
+
+
+def test_openpose_coco18(rng: np.random.Generator) -> None:
+    pose = _random_pose(rng)
+    pose[6] = 0.0  # OpenPose writes undetected joints as (0, 0, 0)
+    out = parse_pose(_openpose(pose.ravel().tolist()))
+    np.testing.assert_array_equal(out[6], [-1, -1])
+    keep = np.arange(18) != 6
+    np.testing.assert_allclose(out[keep], pose[keep, :2], rtol=1e-6)
+    # A single person entry works too.
+    np.testing.assert_array_equal(parse_pose({"pose_keypoints_2d": pose.ravel().tolist()}), out)
+
+
+def test_openpose_body25_maps_to_coco18(rng: np.random.Generator) -> None:
+    body25 = _random_pose(rng, 25)
+    out = parse_pose(_openpose(body25.ravel().tolist()))
+    # Explicit joints: neck is 1 in both; BODY_25's 9 (RHip) is COCO's 8; 18 (LEar) is 17;
+    # MidHip (8) and the feet (19-24) have no COCO-18 slot.
+    np.testing.assert_allclose(out[1], body25[1, :2], rtol=1e-6)
+    np.testing.assert_allclose(out[8], body25[9, :2], rtol=1e-6)
+    np.testing.assert_allclose(out[17], body25[18, :2], rtol=1e-6)
+    np.testing.assert_allclose(out, body25[list(BODY25_TO_COCO18), :2], rtol=1e-6)
+    assert 8 not in BODY25_TO_COCO18 and max(BODY25_TO_COCO18) == 18
+
+
+def test_openpose_person_choice_and_file(tmp_path: Path, rng: np.random.Generator) -> None:
+    a, b = _random_pose(rng), _random_pose(rng)
+    data = {"people": [{"pose_keypoints_2d": a.ravel().tolist()}, {"pose_keypoints_2d": b.ravel().tolist()}]}
+    np.testing.assert_allclose(parse_openpose(data, person=1), b[:, :2], rtol=1e-6)
+    path = tmp_path / "frame_000000_keypoints.json"
+    path.write_text(json.dumps(data))
+    np.testing.assert_allclose(parse_pose(path), a[:, :2], rtol=1e-6)
+    np.testing.assert_allclose(parse_pose(str(path)), a[:, :2], rtol=1e-6)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"people": []}, "no person"),
+    ({"people": {}}, "must be a list"),
+    ({"people": [{"face_keypoints_2d": []}]}, "pose_keypoints_2d"),
+    ({"people": [{"pose_keypoints_2d": [1.0] * 50}]}, "54 numbers"),
+    ({"people": [{"pose_keypoints_2d": [1.0] * 57}]}, "got 57"),
+    ({"people": [{"pose_keypoints_2d": ["1"] * 54}]}, "flat list of numbers"),
+    ({"people": [{"pose_keypoints_2d": [True] * 54}]}, "flat list of numbers"),
+    ({"people": [{"pose_keypoints_2d": [[1.0, 2.0, 3.0]] * 18}]}, "flat list of numbers"),
+    ({"people": [{"pose_keypoints_2d": [math.nan] * 54}]}, "NaN"),
+    ({"people": ["oops"]}, "pose_keypoints_2d"),
+])
+def test_openpose_malformed(data: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_pose(data)
+
+
+def test_openpose_bad_files(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{ not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        parse_pose(broken)
+    with pytest.raises(ValueError, match=r"\.json"):
+        parse_pose(tmp_path / "pose.csv")
+    with pytest.raises(FileNotFoundError):
+        parse_pose(tmp_path / "missing.json")
+    with pytest.raises(ValueError, match="person 3"):
+        parse_openpose(_openpose([1.0] * 54), person=3)
