@@ -1,12 +1,14 @@
-// CUDA heatmaps: one thread per output pixel, channels on the grid's y axis.
+// CUDA heatmaps: one thread per output pixel, channels on the grid's y axis. The per-pixel
+// math is heatmaps_kernel.cuh, shared with the TensorRT plugin.
 #include <cuda_fp16.h>
 
 #include "heatmaps.h"
+#include "heatmaps_kernel.cuh"
 
 namespace posert {
 namespace {
 
-constexpr int kThreads = 256;
+using heatmaps_kernel::kThreads;
 
 __device__ __forceinline__ void store(float* dst, float v) { *dst = v; }
 __device__ __forceinline__ void store(__half* dst, float v) { *dst = __float2half_rn(v); }
@@ -24,20 +26,9 @@ heatmaps_fwd_kernel(const float* __restrict__ keypoints,  // [B, K, 2] (x, y)
   for (int64_t c = blockIdx.y; c < channels; c += gridDim.y) {
     const int64_t b = c / p.joints, k = c % p.joints;
     T* dst = out + b * p.out_batch_stride + p.out_channel_offset + k * plane + pixel;
-    const float x = __ldg(keypoints + 2 * c), y = __ldg(keypoints + 2 * c + 1);
-    if (!(isfinite(x) && isfinite(y)) || x < 0.0f || y < 0.0f) {
-      store(dst, 0.0f);
-      continue;
-    }
-    const float dx = px - (x * p.scale_x + p.offset_x);
-    const float dy = py - (y * p.scale_y + p.offset_y);
-    const float d2 = dx * dx + dy * dy;
-    float value;
-    if (p.mode == HeatmapMode::kGaussian) {
-      value = expf(-d2 / (2.0f * p.sigma * p.sigma));
-    } else {
-      value = d2 <= p.radius * p.radius ? 1.0f : 0.0f;
-    }
+    const float value = heatmaps_kernel::pixel_value(__ldg(keypoints + 2 * c), __ldg(keypoints + 2 * c + 1),
+                                                     p.scale_x, p.scale_y, p.offset_x, p.offset_y, px, py,
+                                                     p.mode, p.sigma, p.radius);
     store(dst, value);
   }
 }

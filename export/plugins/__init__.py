@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 HERE = Path(__file__).resolve().parent
-CSRC = HERE.parent.parent / "csrc"  # the shared kernel headers (attention.h, heatmaps.h, common.h)
+CSRC = HERE.parent.parent / "csrc"  # the shared kernels (attention_kernel.cuh, heatmaps_kernel.cuh) and headers
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ def compile_ptx(plugin: PluginSource, arch: str = "compute_75", cache_dir: Path 
     nvcc = nvcc or find_nvcc()
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = hashlib.sha256()
-    for part in (plugin.path.read_bytes(), *(h.read_bytes() for h in sorted(CSRC.glob("*.h"))),
+    headers = sorted([*CSRC.glob("*.h"), *CSRC.glob("*.cuh")])  # the kernels live in the .cuh files
+    for part in (plugin.path.read_bytes(), *(h.read_bytes() for h in headers),
                  _nvcc_version(nvcc).encode(), arch.encode(), " ".join(NVCC_FLAGS).encode()):
         key.update(hashlib.sha256(part).digest())
     cached = cache / f"{plugin.folder}-{arch}-{key.hexdigest()[:24]}.ptx"

@@ -4,32 +4,20 @@
 // TensorRT launches an AOT plugin kernel with (inputs..., int32 scalars..., outputs...), one
 // launch per plugin call, so this entry point takes raw pointers and int32 scalars; sigma and
 // radius arrive as the bit patterns of their float32 values (the AOT API passes integers only).
-// The math is csrc/heatmaps_cuda.cu's heatmaps_fwd_kernel with identity scale/offset (the
-// keypoints are already in model pixels): one thread per output pixel, Gaussian
-// exp(-d^2 / (2 sigma^2)) or a solid disk d^2 <= radius^2, missing joint -> 0.
-// csrc's kernel lives in an anonymous namespace behind a params-struct launcher, so it cannot
-// be called from here; posert::HeatmapMode and the formula are shared with it (heatmaps.h).
+// The per-pixel math is csrc's (csrc/heatmaps_kernel.cuh, pixel_value) with identity
+// scale/offset (the keypoints are already in model pixels): one thread per output pixel,
+// Gaussian exp(-d^2 / (2 sigma^2)) or a solid disk d^2 <= radius^2, missing joint -> 0.
 //
 // Grid: (ceil(H*W / 256), 2K, B); block 256. Channel c < K reads source joint c, c >= K
 // target joint c - K: both poses in one launch, source channels first.
 #include <cstdint>
 
 #include "heatmaps.h"
+#include "heatmaps_kernel.cuh"
 
 namespace {
 
-constexpr int kThreads = 256;
-
-__device__ __forceinline__ float heatmap_value(float x, float y, float px, float py, int mode, float sigma,
-                                               float radius) {
-  // Missing joint: negative, NaN or inf coordinate (csrc and training.ops convention).
-  if (!(isfinite(x) && isfinite(y)) || x < 0.0f || y < 0.0f) return 0.0f;
-  const float dx = px - x;
-  const float dy = py - y;
-  const float d2 = dx * dx + dy * dy;
-  if (mode == static_cast<int>(posert::HeatmapMode::kGaussian)) return expf(-d2 / (2.0f * sigma * sigma));
-  return d2 <= radius * radius ? 1.0f : 0.0f;
-}
+using posert::heatmaps_kernel::kThreads;
 
 }  // namespace
 
@@ -48,7 +36,8 @@ pyposert_pose_heatmap_f32(const float* __restrict__ source,  // [B, K, 2] (x, y)
   const float* kp = (is_source ? source : target) + (b * joints + k) * 2;
   const float px = static_cast<float>(pixel % width);
   const float py = static_cast<float>(pixel / width);
-  const float value = heatmap_value(__ldg(kp), __ldg(kp + 1), px, py, mode, __int_as_float(sigma_bits),
-                                    __int_as_float(radius_bits));
+  const float value = posert::heatmaps_kernel::pixel_value(
+      __ldg(kp), __ldg(kp + 1), 1.0f, 1.0f, 0.0f, 0.0f, px, py, static_cast<posert::HeatmapMode>(mode),
+      __int_as_float(sigma_bits), __int_as_float(radius_bits));
   out[(b * 2 * joints + channel) * plane + pixel] = value;
 }
