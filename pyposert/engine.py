@@ -120,16 +120,9 @@ def _check_output_size(output_size: str) -> bool:
 
 
 def _to_model(box: ops.Letterbox, keypoints: np.ndarray) -> np.ndarray:
-    """(18, 2) (x, y) image pixels, missing -1 -> (18, 2) float32 model pixels, missing -1.
-
-    A present joint on the image's first row/column can map a fraction of a pixel below 0
-    when downscaling (pixel centres are preserved); it is clamped to 0 so the kernels, for
-    which any negative coordinate means "missing", still draw it.
-    """
-    mapped = box.to_model(keypoints)
-    present = (keypoints >= 0).all(axis=-1)
-    mapped[present] = np.maximum(mapped[present], 0.0)
-    return mapped.astype(np.float32, copy=False)
+    """(18, 2) (x, y) image pixels, missing -1 -> (18, 2) float32 model pixels, missing -1
+    (present joints at the edge are clamped to 0 by Letterbox.to_model)."""
+    return box.to_model(keypoints).astype(np.float32, copy=False)
 
 
 # ------------------------------------------------------------------ model files

@@ -268,11 +268,16 @@ class Letterbox:
 
     def to_model(self, keypoints: np.ndarray) -> np.ndarray:
         """Map [..., 2] (x, y) image pixels into model pixels (or [..., 3] with confidence,
-        kept). Missing joints (negative, NaN, inf) stay -1."""
+        kept). Missing joints (negative, NaN, inf) become -1.
+
+        A present joint on the first row/column can land a fraction of a pixel below 0 (pixel
+        centres are preserved when scaling); it is clamped to 0, because to the kernels any
+        negative coordinate means "missing"."""
         return self._map(keypoints, self.scale, self.offset)
 
     def to_image(self, keypoints: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`to_model`: model pixels -> image pixels (x, y)."""
+        """Inverse of :meth:`to_model`: model pixels -> image pixels (x, y), with the same
+        missing (-1) and clamp-at-0 rules."""
         sx, sy = self.scale
         ox, oy = self.offset
         return self._map(keypoints, (1.0 / sx, 1.0 / sy), (-ox / sx, -oy / sy))
@@ -285,8 +290,8 @@ class Letterbox:
         xy = kp[..., :2]
         missing = ~np.isfinite(xy).all(axis=-1) | (xy < 0).any(axis=-1)
         mapped = kp.copy()
-        mapped[..., 0] = xy[..., 0] * scale[0] + offset[0]
-        mapped[..., 1] = xy[..., 1] * scale[1] + offset[1]
+        mapped[..., 0] = np.maximum(xy[..., 0] * scale[0] + offset[0], 0.0)
+        mapped[..., 1] = np.maximum(xy[..., 1] * scale[1] + offset[1], 0.0)
         mapped[..., :2][missing] = -1.0
         return mapped.astype(np.float32)
 
