@@ -217,8 +217,8 @@ def _skips(fp16: bool, tensorrt: bool, torch_export: bool, result: ExportResult)
     if not torch_export:
         result.skipped.append("model.pt2: not requested (--torch-export)")
     if not tensorrt:
-        result.skipped.append("TensorRT engines: not requested (--tensorrt); the runtime can build them from "
-                              "model_pyposert.onnx on the target GPU")
+        result.skipped.append("TensorRT engines: not requested (--tensorrt); build them on the target GPU by "
+                              "re-running this export there with --tensorrt (the runtime does not build engines)")
     return result
 
 
