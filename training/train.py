@@ -419,8 +419,13 @@ class Checkpoint:
         return g.eval()
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, with_training_state: bool = True) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike[str], *, with_training_state: bool = True,
+                    with_discriminators: bool | None = None) -> Checkpoint:
     """Load a run folder (or its checkpoint.json).
+
+    ``with_training_state``: also the discriminators and the optimizer state (for --resume).
+    ``with_discriminators`` (default: as with_training_state): the discriminators alone, for
+    --init-from, which needs no optimizer state.
 
     Raises FileNotFoundError if there is no checkpoint, ValueError if it is foreign or its files
     come from different steps (an interrupted save).
@@ -448,10 +453,11 @@ def load_checkpoint(path: str | os.PathLike[str], *, with_training_state: bool =
     gen = load_file(str(g_path))
     discs: dict[str, dict[str, Tensor]] = {}
     opts = None
-    if with_training_state:
+    if with_training_state if with_discriminators is None else with_discriminators:
         for k, v in load_file(str(folder / files["discriminators"])).items():
             role, _, name = k.partition(".")
             discs.setdefault(role, {})[name] = v
+    if with_training_state:
         opt = torch.load(str(folder / files["optimizer"]), map_location="cpu", weights_only=True)
         if int(opt["step"]) != step:
             raise ValueError(f"{folder / files['optimizer']} is from step {opt['step']}, not {step}")
@@ -751,13 +757,17 @@ def _log(d: Dist, msg: str) -> None:
 
 
 def train(cfg: TrainConfig, out: str | os.PathLike[str], *, resume: bool = False,
-          vgg_weights: str | None = None, progress: bool = True, device: str | None = None) -> dict[str, Any]:
+          vgg_weights: str | None = None, progress: bool = True, device: str | None = None,
+          init_from: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Run (or continue) training; returns the summary dict (also written to out/summary.json).
 
     Under torchrun (WORLD_SIZE > 1) every process calls this; rank 0 writes files and logs.
     ``resume``: continue from out/checkpoint.json (its step, weights and optimizer state);
     the caller passes the checkpoint's config (see :func:`main`). Without ``resume`` an existing
     checkpoint in ``out`` is an error, so a run is never overwritten by accident.
+    ``init_from``: start a new run (step 0, fresh optimizers and schedule) from the generator
+    and discriminator weights of another run, e.g. a committed checkpoint without its
+    optimizer state; the model configuration must match.
     """
     from tqdm import tqdm
 
@@ -780,6 +790,15 @@ def train(cfg: TrainConfig, out: str | os.PathLike[str], *, resume: bool = False
     start = 0
     prior_seconds = 0.0
     history: list[dict[str, Any]] = []
+    if init_from is not None and ck is None:
+        seed = load_checkpoint(init_from, with_training_state=False, with_discriminators=True)
+        if seed.config.model_config() != mcfg:
+            raise ValueError(f"--init-from {init_from}: its model config {seed.config.model_config()} differs "
+                             f"from this run's {mcfg}")
+        trainer.generator.load_state_dict(seed.generator)
+        for role, m in trainer.discriminators.items():
+            m.load_state_dict(seed.discriminators[role])
+        _log(d, f"initialised from {init_from} (step {seed.step} weights; fresh optimizer state)")
     if ck is not None:
         trainer.load_state(ck)
         start = ck.step
@@ -899,6 +918,8 @@ def add_train_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--num-workers", type=int, help="DataLoader worker processes")
     ap.add_argument("--out", help="run folder (default runs/<model>_<size>)")
     ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    ap.add_argument("--init-from", metavar="RUN",
+                    help="new run starting from RUN's generator/discriminator weights (no optimizer state)")
     ap.add_argument("--vgg-weights", metavar="PATH",
                     help="ImageNet VGG state dict (.safetensors or torch.save) for perceptual/style losses")
     ap.add_argument("--device", help="cpu | cuda (default: cuda when available)")
@@ -953,5 +974,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_from_args(args: argparse.Namespace) -> int:
     cfg, out = resolve_config(args)
     train(cfg, out, resume=args.resume, vgg_weights=args.vgg_weights, progress=not args.no_progress,
-          device=args.device)
+          device=args.device, init_from=args.init_from)
     return 0

@@ -202,6 +202,20 @@ def test_resume_continues_exactly(tmp_path: Path, poses_dir: str) -> None:
     assert load_checkpoint(tmp_path / "split").step == 3
 
 
+def test_init_from_starts_a_new_run_from_saved_weights(tmp_path: Path, poses_dir: str) -> None:
+    cfg = tiny_config(poses_dir, train={"steps": 2})
+    run(cfg, tmp_path / "first")
+    saved = load_file(str(tmp_path / "first" / "generator.safetensors"))
+    zero = cfg.replace(train={"steps": 0})  # no update: the new run's weights are the seed's
+    summary = run(zero, tmp_path / "second", init_from=tmp_path / "first")
+    assert summary["steps"] == 0
+    again = load_file(str(tmp_path / "second" / "generator.safetensors"))
+    assert all(torch.equal(saved[k], again[k]) for k in saved)
+    other = tiny_config(poses_dir, "pona", train={"steps": 0})
+    with pytest.raises(ValueError, match="model config"):
+        run(other, tmp_path / "third", init_from=tmp_path / "first")
+
+
 def test_pg2_trains_g1_then_g2(tmp_path: Path, poses_dir: str) -> None:
     cfg = tiny_config(poses_dir, "pg2", train={"steps": 3, "g1_steps": 2})
     torch.manual_seed(cfg.train.seed)
