@@ -8,6 +8,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from pyposert import ops
 import pytest
 import torch
 
@@ -17,7 +19,7 @@ from training.data.datasets import (
     SyntheticPairDataset,
     build_dataset,
     image_to_tensor,
-    letterbox,
+    letterbox_image,
     parse_data_spec,
     tensor_to_image,
 )
@@ -94,18 +96,21 @@ def test_synthetic_pair_dataset(tiny_bank: P.PoseBank) -> None:
         ds[10]
 
 
-def test_letterbox_matches_the_runtime_convention() -> None:
+def test_letterbox_is_the_runtime_preprocessing() -> None:
     # Market 128 x 64 into the rt model frame 128 x 88: 12 white columns each side.
-    box = letterbox(128, 64, 128, 88)
+    img = np.zeros((128, 64, 3), np.uint8)
+    out, box = letterbox_image(img, 128, 88)
     assert (box.box_x, box.box_y, box.box_width, box.box_height) == (12, 0, 64, 128)
     kp = np.array([[0.0, 0.0], [63.0, 127.0], [-1.0, -1.0]])
     np.testing.assert_allclose(box.to_model(kp), [[12, 0], [75, 127], [-1, -1]])
-    img = np.zeros((128, 64, 3), np.uint8)
-    out = box.apply(img)
-    assert out.shape == (128, 88, 3)
+    assert out.shape == (128, 88, 3) and out.dtype == np.uint8
     assert (out[:, :12] == 255).all() and (out[:, 12:76] == 0).all() and (out[:, 76:] == 255).all()
+    # The same pixels as pyposert's runtime input, quantised.
+    photo = np.random.default_rng(0).integers(0, 256, (256, 176, 3), dtype=np.uint8)
+    out, half = letterbox_image(photo, 128, 88)
+    x, _ = ops.to_model_input(photo, 128, 88, bgr=False)
+    assert np.abs(out / 127.5 - 1.0 - x.transpose(1, 2, 0)).max() <= 0.5 / 127.5 + 1e-6
     # DeepFashion 256 x 176 into 128 x 88: a pure 2x shrink, pixel centres preserved.
-    half = letterbox(256, 176, 128, 88)
     assert (half.box_x, half.box_y, half.box_width, half.box_height) == (0, 0, 88, 128)
     np.testing.assert_allclose(half.to_model(np.array([[1.0, 1.0], [175.0, 255.0]])), [[0.25, 0.25], [87.25, 127.25]])
 

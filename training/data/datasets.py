@@ -38,6 +38,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from pyposert import ops as runtime_ops
+
 from . import poses as P
 from .masks import body_mask
 from .synthetic import SyntheticPairs
@@ -45,8 +47,7 @@ from .synthetic import SyntheticPairs
 __all__ = [
     "image_to_tensor",
     "tensor_to_image",
-    "Letterbox",
-    "letterbox",
+    "letterbox_image",
     "load_image",
     "SyntheticPairDataset",
     "PairFolderDataset",
@@ -79,56 +80,12 @@ def tensor_to_image(t: Tensor) -> np.ndarray:
     return u.movedim(-3, -1).contiguous().numpy()
 
 
-@dataclass(frozen=True)
-class Letterbox:
-    """An [src_height, src_width] image fitted into [height, width] (pyposert.ops.Letterbox).
-
-    Scale min(H / h, W / w); content box (box_x, box_y, box_width, box_height) centred; keypoints
-    map as x_model = (x + 0.5) * box_width / src_width - 0.5 + box_x (likewise y).
-    """
-
-    src_height: int
-    src_width: int
-    height: int
-    width: int
-    box_x: int
-    box_y: int
-    box_width: int
-    box_height: int
-
-    def to_model(self, keypoints: np.ndarray) -> np.ndarray:
-        """float [..., 2] (x, y) image pixels -> float32 model pixels; missing stays -1."""
-        kp = np.asarray(keypoints, np.float64)[..., :2]
-        missing = ~P.present_mask(kp)
-        out = np.empty_like(kp)
-        out[..., 0] = (kp[..., 0] + 0.5) * (self.box_width / self.src_width) - 0.5 + self.box_x
-        out[..., 1] = (kp[..., 1] + 0.5) * (self.box_height / self.src_height) - 0.5 + self.box_y
-        out[missing] = P.MISSING
-        # Joints a half pixel outside the box edge round to -0.x: clamp so they stay "present".
-        out[~missing] = np.maximum(out[~missing], 0.0)
-        return out.astype(np.float32)
-
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """uint8 [h, w, C] -> uint8 [H, W, C]: resized into the box, white bars around it."""
-        if (self.box_width, self.box_height) == (self.src_width, self.src_height):
-            resized = image
-        else:
-            shrink = self.box_width < self.src_width or self.box_height < self.src_height
-            resized = cv2.resize(image, (self.box_width, self.box_height),
-                                 interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        if (self.box_width, self.box_height) == (self.width, self.height):
-            return np.ascontiguousarray(resized)
-        out = np.full((self.height, self.width) + image.shape[2:], 255, np.uint8)
-        out[self.box_y:self.box_y + self.box_height, self.box_x:self.box_x + self.box_width] = resized
-        return out
-
-
-def letterbox(src_height: int, src_width: int, height: int, width: int) -> Letterbox:
-    """The box pyposert's runtime uses (csrc make_letterbox): llround sizes, floor-centred."""
-    scale = min(height / src_height, width / src_width)
-    bw = min(max(int(np.floor(src_width * scale + 0.5)), 1), width)
-    bh = min(max(int(np.floor(src_height * scale + 0.5)), 1), height)
-    return Letterbox(src_height, src_width, height, width, (width - bw) // 2, (height - bh) // 2, bw, bh)
+def letterbox_image(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, runtime_ops.Letterbox]:
+    """uint8 [h, w, 3] RGB -> (uint8 [height, width, 3] RGB, Letterbox): the runtime's own
+    pre-processing (``pyposert.ops.to_model_input``, white bars), so a model trains on exactly
+    the pixels it will see at inference; map keypoints with ``box.to_model``."""
+    x, box = runtime_ops.to_model_input(image, height, width, bgr=False, pad_value=1.0)
+    return runtime_ops.from_model_output(x, box, unletterbox=False, bgr=False), box
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:
@@ -253,9 +210,8 @@ class PairFolderDataset(Dataset):
         return len(self.pairs)
 
     def _load(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        image = load_image(self.images_dir / name)
-        box = letterbox(image.shape[0], image.shape[1], self.height, self.width)
-        return box.apply(image), box.to_model(self.keypoints[name])
+        image, box = letterbox_image(load_image(self.images_dir / name), self.height, self.width)
+        return image, box.to_model(self.keypoints[name])
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         i = int(i)
