@@ -104,5 +104,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     demo = sub.add_parser("demo", help="run the demo (for now: the native kernels on real poses)")
     demo.add_argument("--output", default="out", help="folder for the demo's files (default: out)")
     demo.set_defaults(fn=cmd_demo)
+    from pyposert.retarget import add_retarget_parser
+
+    add_retarget_parser(sub)
     args = parser.parse_args(argv)
     return int(args.fn(args))

@@ -1,0 +1,369 @@
+"""Driving pose sources: video files and cameras, OpenPose JSON folders, annotation CSVs, and
+synthetic motion between real poses -- one interface, all producing COCO-18.
+
+Every source is iterable and yields :class:`PoseFrame`: ``keypoints`` is float32 ``(18, 2)``
+**(x, y)** pixels of the driving frame (x = column first), a missing joint ``(-1, -1)``, or
+``None`` when no person was found. ``frame_size`` = (h, w) of the frame the pose lives in
+(None: unknown -- the engine then takes the pose to be in the photo's pixel frame).
+
+Two stages, so a live camera can drop stale frames *before* paying for pose estimation:
+``frames()`` yields captured frames (cheap; keypoints may still be unset) and
+``pose(frame)`` completes one (the estimator for video; identity for the file sources).
+``iter(source)`` is both stages in a row.
+
+No torch and no ``training`` imports: this is runtime code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Union
+
+import numpy as np
+
+from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, parse_openpose, parse_pose
+
+__all__ = ["PoseFrame", "PoseSource", "VideoPoseSource", "OpenPoseJsonSource", "AnnotationCsvSource",
+           "SyntheticMotionSource", "read_annotation_csv", "default_poses_csv", "annotation_frame",
+           "open_driving"]
+
+Estimator = Callable[[np.ndarray], Any]
+_UNSET: Any = object()  # keypoints not estimated yet (VideoPoseSource.frames)
+
+
+@dataclass(frozen=True)
+class PoseFrame:
+    """One driving frame.
+
+    index: 0-based frame number; time_s: its timestamp in seconds (capture clock for cameras,
+    index / fps for files); keypoints: float32 (18, 2) (x, y) pixels of the driving frame,
+    missing (-1, -1), or None (no person); frame_bgr: uint8 [h, w, 3] BGR or None (pose-only
+    sources); frame_size: (h, w) or None (unknown).
+    """
+
+    index: int
+    time_s: float
+    keypoints: Optional[np.ndarray]
+    frame_bgr: Optional[np.ndarray] = None
+    frame_size: Optional[tuple[int, int]] = None
+
+
+class PoseSource:
+    """Base class. Attributes: ``fps`` (frames per second the source plays at), ``live``
+    (True for cameras: frames keep coming whether or not they are consumed), ``frame_count``
+    (None if unknown)."""
+
+    fps: float = 25.0
+    live: bool = False
+    frame_count: Optional[int] = None
+
+    def frames(self) -> Iterator[PoseFrame]:
+        raise NotImplementedError
+
+    def pose(self, frame: PoseFrame) -> PoseFrame:
+        """Complete a captured frame (pose estimation); identity when the pose is known."""
+        return frame
+
+    def close(self) -> None:
+        """Release devices and files (idempotent)."""
+
+    def __iter__(self) -> Iterator[PoseFrame]:
+        try:
+            for frame in self.frames():
+                yield self.pose(frame)
+        finally:
+            self.close()
+
+
+# ------------------------------------------------------------------ video and cameras
+class VideoPoseSource(PoseSource):
+    """Frames from a video file (path) or a camera (integer index) via cv2.VideoCapture; the pose
+    of each frame from ``estimator(image_bgr) -> (18, 3) (x, y, confidence) | (18, 2) | None``.
+
+    estimator None: the installed hook ``pyposert.estimator.estimate`` (see
+    :func:`pyposert.engine.default_estimator`; the MediaPipe extra will provide it). Without
+    one: ValueError. Unopenable camera / unreadable video: OSError naming it.
+    """
+
+    def __init__(self, path_or_camera_index: Union[str, os.PathLike, int], estimator: Optional[Estimator] = None,
+                 *, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> None:
+        import cv2
+
+        if estimator is None:
+            from .engine import default_estimator
+
+            estimator = default_estimator()
+        if estimator is None:
+            raise ValueError("no pose estimator: driving from video needs one -- pass estimator=f with "
+                             "f(image_bgr) -> (18, 3) (x, y, confidence) COCO-18 keypoints (or None), or install "
+                             "a module pyposert.estimator with estimate(image_bgr) (the MediaPipe extra, "
+                             "pyposert[pose], is not shipped yet); or drive from OpenPose JSON / annotation CSV")
+        self._estimator = estimator
+        self._min_confidence = min_confidence
+        self.live = isinstance(path_or_camera_index, int) and not isinstance(path_or_camera_index, bool)
+        self.name = f"camera {path_or_camera_index}" if self.live else str(path_or_camera_index)
+        if not self.live:
+            p = Path(path_or_camera_index)  # type: ignore[arg-type]
+            if not p.is_file():
+                raise FileNotFoundError(f"driving video not found: {p}")
+        self._cap = cv2.VideoCapture(path_or_camera_index if self.live else str(path_or_camera_index))
+        if not self._cap.isOpened():
+            self._cap.release()
+            what = "cannot open " + self.name + (" (no camera at that index, or it is busy)" if self.live else
+                                                 " (not a video OpenCV can decode)")
+            raise OSError(what)
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if math.isfinite(fps) and 0 < fps < 1000 else 30.0
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 and not self.live else None
+
+    def frames(self) -> Iterator[PoseFrame]:
+        import time
+
+        start = time.perf_counter()
+        index = 0
+        while self._cap is not None:
+            ok, image = self._cap.read()
+            if not ok or image is None:
+                if index == 0 and not self.live:
+                    raise OSError(f"cannot read any frame from {self.name}")
+                break
+            t = time.perf_counter() - start if self.live else index / self.fps
+            yield PoseFrame(index, t, _UNSET, image, (int(image.shape[0]), int(image.shape[1])))
+            index += 1
+
+    def pose(self, frame: PoseFrame) -> PoseFrame:
+        if frame.keypoints is not _UNSET:
+            return frame
+        raw = self._estimator(frame.frame_bgr)
+        keypoints = None if raw is None else parse_pose(raw, min_confidence=self._min_confidence,
+                                                        name=f"{self.name} frame {frame.index} pose")
+        if keypoints is not None and (keypoints < 0).all():
+            keypoints = None  # every joint missing: nobody there
+        return replace(frame, keypoints=keypoints)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+# ------------------------------------------------------------------ OpenPose JSON folders
+_FRAME_NUMBER = re.compile(r"(\d+)")
+
+
+def _natural_key(path: Path) -> tuple:
+    """Sort 'x_2_keypoints.json' before 'x_10_keypoints.json' (OpenPose pads, others don't)."""
+    return tuple(int(t) if t.isdigit() else t for t in _FRAME_NUMBER.split(path.name))
+
+
+class OpenPoseJsonSource(PoseSource):
+    """One OpenPose ``*_keypoints.json`` per frame in ``folder`` (natural sort order); the pose
+    is ``people[0].pose_keypoints_2d``, COCO-18 (54 numbers) or BODY_25 (75, mapped). A file
+    with ``people: []`` is a frame without a person.
+
+    frame_size: (h, w) of the video the keypoints were estimated on (OpenPose does not store
+    it); None: unknown. Raises ValueError for a missing/empty folder (at construction) and for
+    a malformed file (while iterating, naming the file).
+    """
+
+    def __init__(self, folder: Union[str, os.PathLike], frame_size: Optional[tuple[int, int]] = None,
+                 fps: float = 25.0, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise ValueError(f"OpenPose folder not found (or not a folder): {self.folder}")
+        self.files = sorted(self.folder.glob("*_keypoints.json"), key=_natural_key)
+        if not self.files:
+            raise ValueError(f"no OpenPose '*_keypoints.json' files in {self.folder}")
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps!r}")
+        self.fps = float(fps)
+        self.frame_size = frame_size
+        self.frame_count = len(self.files)
+        self._min_confidence = min_confidence
+
+    def frames(self) -> Iterator[PoseFrame]:
+        for index, path in enumerate(self.files):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{path}: not valid JSON: {exc}") from None
+            if isinstance(data, dict) and data.get("people") == []:
+                keypoints = None
+            else:
+                keypoints = parse_openpose(data, min_confidence=self._min_confidence, name=str(path))
+            yield PoseFrame(index, index / self.fps, keypoints, None, self.frame_size)
+
+
+# ------------------------------------------------------------------ annotation CSVs (PATN / PoNA)
+ANNOTATION_HEADER = "name:keypoints_y:keypoints_x"
+
+
+def read_annotation_csv(path: Union[str, os.PathLike]) -> tuple[list[str], np.ndarray]:
+    """PATN/PoNA annotation CSV -> (names, keypoints float32 [N, 18, 2] (x, y), missing -1).
+
+    File format: header ``name:keypoints_y:keypoints_x``, rows ``img.jpg: [y0..y17]: [x0..x17]``
+    -- **y (row) first** in the file, swapped to (x, y) here. Raises ValueError naming the file
+    and 1-based line for anything else.
+    """
+    p = Path(path)
+    names: list[str] = []
+    poses: list[np.ndarray] = []
+    with open(p, encoding="utf-8") as f:
+        header = f.readline().strip().lstrip("\ufeff")
+        if header != ANNOTATION_HEADER:
+            raise ValueError(f"{p}:1: expected header {ANNOTATION_HEADER!r}, got {header[:80]!r}")
+        for lineno, line in enumerate(f, start=2):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.split(":")
+            try:
+                if len(parts) != 3:
+                    raise ValueError("expected 'name: [y0, ..., y17]: [x0, ..., x17]'")
+                ys, xs = json.loads(parts[1]), json.loads(parts[2])
+                y = np.asarray(ys, np.float64)
+                x = np.asarray(xs, np.float64)
+                if y.shape != (NUM_JOINTS,) or x.shape != (NUM_JOINTS,):
+                    raise ValueError(f"expected 18 y and 18 x values, got {y.shape} and {x.shape}")
+                if not (np.isfinite(x).all() and np.isfinite(y).all()):
+                    raise ValueError("non-finite coordinate")
+            except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+                raise ValueError(f"{p}:{lineno}: {exc} (line: {line[:80]!r})") from None
+            missing = (x < 0) | (y < 0)
+            kp = np.stack([x, y], axis=-1).astype(np.float32)
+            kp[missing] = -1.0
+            names.append(parts[0].strip())
+            poses.append(kp)
+    if not poses:
+        raise ValueError(f"{p}: no poses (only a header)")
+    return names, np.stack(poses)
+
+
+def annotation_frame(path: Union[str, os.PathLike]) -> tuple[tuple[int, int], float]:
+    """The pixel frame of a shared annotation CSV: ((h, w), x_offset).
+
+    DeepFashion ("fasion") CSVs are in a 256 x 256 frame whose centre crop, 256 x 176, is the
+    image: x moves left by 40. Market-1501 CSVs are in the 128 x 64 image itself.
+    """
+    name = Path(path).name.lower()
+    if "market" in name:
+        return (128, 64), 0.0
+    return (256, 176), 40.0
+
+
+def _to_frame(poses: np.ndarray, frame_size: tuple[int, int], x_offset: float) -> np.ndarray:
+    """Shift x by -x_offset; joints outside the frame (or missing) become (-1, -1)."""
+    h, w = frame_size
+    out = poses.copy()
+    out[..., 0] -= x_offset
+    present = (poses >= 0).all(-1) & (out[..., 0] >= 0) & (out[..., 0] < w) & (out[..., 1] >= 0) & (out[..., 1] < h)
+    out[~present] = -1.0
+    return out
+
+
+class AnnotationCsvSource(PoseSource):
+    """Each row of a PATN/PoNA annotation CSV is one frame (y first in the file, (x, y) out).
+
+    frame_size: (h, w) of the frame the poses are in after ``x_offset`` is subtracted from x
+    (see :func:`annotation_frame`; None: inferred from the file name). A row with no joint
+    is a frame without a person.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], frame_size: Optional[tuple[int, int]] = None,
+                 fps: float = 25.0, *, x_offset: Optional[float] = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ValueError(f"annotation CSV not found: {self.path}")
+        default_size, default_offset = annotation_frame(self.path)
+        self.frame_size = tuple(frame_size) if frame_size is not None else default_size  # type: ignore[assignment]
+        offset = (default_offset if frame_size is None else 0.0) if x_offset is None else float(x_offset)
+        self.names, raw = read_annotation_csv(self.path)
+        self.poses = _to_frame(raw, self.frame_size, offset)  # type: ignore[arg-type]
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps!r}")
+        self.fps = float(fps)
+        self.frame_count = len(self.poses)
+
+    def frames(self) -> Iterator[PoseFrame]:
+        for index, kp in enumerate(self.poses):
+            keypoints = None if (kp < 0).all() else kp.copy()
+            yield PoseFrame(index, index / self.fps, keypoints, None, self.frame_size)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ synthetic motion
+def default_poses_csv() -> Path:
+    """The shared DeepFashion test annotations: $POSERT_POSES_DIR/fasion-annotation-test.csv, or
+    ../shared/data/poses/ beside the repository."""
+    folder = os.environ.get("POSERT_POSES_DIR")
+    base = Path(folder) if folder else Path(__file__).resolve().parents[2] / "shared" / "data" / "poses"
+    return base / "fasion-annotation-test.csv"
+
+
+class SyntheticMotionSource(PoseSource):
+    """Smooth motion through real poses, for demos and tests (no video needed).
+
+    ``frames`` poses at ``fps``: key poses drawn (seeded) from ``poses_csv`` among those with
+    >= ``min_joints`` joints in the frame, one key pose per ``seconds_per_pose``, eased
+    (smoothstep) in between. A joint is interpolated only where both key poses have it; else
+    it is missing on that segment.
+    """
+
+    def __init__(self, poses_csv: Optional[Union[str, os.PathLike]] = None, frames: int = 100, fps: float = 25.0,
+                 seed: int = 0, *, seconds_per_pose: float = 1.0, min_joints: int = 14) -> None:
+        path = Path(poses_csv) if poses_csv is not None else default_poses_csv()
+        if not path.is_file():
+            raise ValueError(f"pose CSV not found: {path} (set POSERT_POSES_DIR to the folder with "
+                             f"fasion-annotation-test.csv, or pass poses_csv=)")
+        if frames < 1 or not fps > 0 or not seconds_per_pose > 0:
+            raise ValueError(f"need frames >= 1, fps > 0, seconds_per_pose > 0; got {frames}, {fps}, "
+                             f"{seconds_per_pose}")
+        self.frame_size, offset = annotation_frame(path)
+        _, raw = read_annotation_csv(path)
+        poses = _to_frame(raw, self.frame_size, offset)
+        good = poses[(poses >= 0).all(-1).sum(-1) >= min_joints]
+        if len(good) < 2:
+            raise ValueError(f"{path}: fewer than 2 poses with >= {min_joints} joints in the frame")
+        self.fps, self.frame_count = float(fps), int(frames)
+        step = max(1, int(round(seconds_per_pose * fps)))
+        keys = good[np.random.default_rng(seed).integers(0, len(good), size=frames // step + 2)]
+        self.poses = np.stack([self._at(keys, i / step) for i in range(frames)]).astype(np.float32)
+
+    @staticmethod
+    def _at(keys: np.ndarray, u: float) -> np.ndarray:
+        k = int(u)
+        s = u - k
+        s = s * s * (3.0 - 2.0 * s)  # smoothstep: zero velocity at key poses, no kinks
+        a, b = keys[k], keys[k + 1]
+        both = (a >= 0).all(-1) & (b >= 0).all(-1)
+        out = np.full_like(a, -1.0)
+        out[both] = (1.0 - s) * a[both] + s * b[both]
+        return out
+
+    def frames(self) -> Iterator[PoseFrame]:
+        for index, kp in enumerate(self.poses):
+            yield PoseFrame(index, index / self.fps, kp.copy(), None, self.frame_size)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ one front door (CLI)
+def open_driving(spec: str, estimator: Optional[Estimator] = None, *, fps: Optional[float] = None,
+                 frame_size: Optional[tuple[int, int]] = None) -> PoseSource:
+    """``--driving`` value -> a source: an integer (camera index), a folder (OpenPose JSON),
+    a ``.csv`` (annotation CSV), ``synthetic[:N]`` (N frames of synthetic motion), else a
+    video file."""
+    if spec.isdigit():
+        return VideoPoseSource(int(spec), estimator)
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        n = int(spec.split(":", 1)[1]) if ":" in spec else 100
+        return SyntheticMotionSource(frames=n, fps=fps or 25.0)
+    p = Path(spec)
+    if p.is_dir():
+        return OpenPoseJsonSource(p, frame_size, fps or 25.0)
+    if p.suffix.lower() == ".csv":
+        return AnnotationCsvSource(p, frame_size, fps or 25.0)
+    return VideoPoseSource(p, estimator)

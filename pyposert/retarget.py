@@ -1,0 +1,473 @@
+"""The retargeting loop: driving frames -> pose -> smoothing -> Engine -> video writer / window.
+
+    engine = pyposert.Engine("models/nram.plan")
+    stats = retarget(engine, photo_bgr, photo_pose, VideoPoseSource(0, estimator), show=True)
+
+Threads and queues (all bounded by ``max_queue``):
+
+    capture thread --(frames)--> main thread: pose, smoothing, engine, overlay, window
+                                     --(images)--> writer thread: cv2.VideoWriter
+
+- Live sources (cameras, ``live=True``): the capture queue keeps only the *newest* frame --
+  when the engine is slower than the camera, stale frames are dropped (and counted) instead of
+  piling up into ever-growing lag, the webcam complaint in DESIGN.md. Pose estimation runs
+  after that decision, so dropped frames cost nothing.
+- Files (video, JSON, CSV, synthetic): lossless -- the capture thread blocks instead of
+  dropping; the output has every frame, at the source's own frame rate.
+- Ctrl-C (KeyboardInterrupt) or a failing source: the writer is drained and released in a
+  ``finally``, so the file written so far stays playable; errors are re-raised afterwards.
+
+Poses are COCO-18 float32 (18, 2) (x, y) pixels of the driving frame, missing (-1, -1).
+Images are uint8 [h, w, 3] BGR. The result is at the photo's size (``output_size="source"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .pose_sources import PoseFrame, PoseSource
+from .smoothing import PoseSmoother
+
+__all__ = ["retarget", "draw_skeleton", "LAYOUTS", "add_retarget_parser", "cmd_retarget"]
+
+LAYOUTS = ("result", "side-by-side")
+STAGES = ("queue", "pose", "smooth", "engine", "write", "end_to_end")
+
+# COCO-18 limbs (joint index pairs) for the skeleton panel.
+LIMBS = ((1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
+         (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
+
+_END = object()  # end-of-stream marker in both queues
+
+
+def draw_skeleton(keypoints: Optional[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """uint8 [h, w, 3] BGR black canvas of ``size`` = (h, w) with the COCO-18 skeleton drawn;
+    keypoints (18, 2) (x, y) pixels of that canvas, missing (-1, -1); None: blank."""
+    import cv2
+
+    h, w = size
+    canvas = np.zeros((h, w, 3), np.uint8)
+    if keypoints is None:
+        return canvas
+    thick = max(1, round(min(h, w) / 100))
+    present = (keypoints >= 0).all(-1)
+    for a, b in LIMBS:
+        if present[a] and present[b]:
+            cv2.line(canvas, tuple(int(v) for v in keypoints[a]), tuple(int(v) for v in keypoints[b]),
+                     (0, 200, 255), thick, cv2.LINE_AA)
+    for j in np.flatnonzero(present):
+        cv2.circle(canvas, tuple(int(v) for v in keypoints[j]), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+    return canvas
+
+
+def _side_by_side(left: np.ndarray, result: np.ndarray) -> np.ndarray:
+    """left panel scaled to the result's height (aspect kept) | result."""
+    import cv2
+
+    h = result.shape[0]
+    w = max(1, round(left.shape[1] * h / left.shape[0]))
+    if left.shape[:2] != (h, w):
+        left = cv2.resize(left, (w, h), interpolation=cv2.INTER_AREA)
+    return np.concatenate([left, result], axis=1)
+
+
+def _check_output(output: Union[str, os.PathLike]) -> Path:
+    """Fail early (OSError) on an output path that cannot be written."""
+    p = Path(output)
+    if p.is_dir():
+        raise IsADirectoryError(f"output {p} is a directory; give a file name such as out.mp4")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise PermissionError(f"output {p} cannot be written (permission denied)")
+    return p
+
+
+class _Writer(threading.Thread):
+    """Writes images from a bounded queue to cv2.VideoWriter (opened on the first image, whose
+    size fixes the video's); always releases it (finally) so the file is finalised."""
+
+    def __init__(self, path: Path, fps: float, max_queue: int) -> None:
+        super().__init__(name="pyposert-writer", daemon=True)
+        self.path, self.fps = path, fps
+        self.queue: "queue.Queue[Any]" = queue.Queue(maxsize=max_queue)
+        self.written = 0
+        self.times: list[float] = []  # write durations, s
+        self.end_to_end: list[float] = []  # capture -> written, s
+        self.error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        import cv2
+
+        writer = None
+        try:
+            while True:
+                item = self.queue.get()
+                if item is _END:
+                    return
+                if self.error is not None:
+                    continue  # keep draining so the producer never blocks
+                image, captured = item
+                t0 = time.perf_counter()
+                if writer is None:
+                    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov")
+                                                      else "MJPG"))
+                    writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
+                    if not writer.isOpened():
+                        self.error = OSError(f"cannot write video {self.path} (OpenCV could not open a writer; "
+                                             f"use .mp4 or .avi)")
+                        continue
+                writer.write(image)
+                done = time.perf_counter()
+                self.written += 1
+                self.times.append(done - t0)
+                self.end_to_end.append(done - captured)
+        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
+            self.error = exc
+        finally:
+            if writer is not None:
+                writer.release()
+
+
+_NO_HANDLER = object()
+
+
+def _install_sigint(interrupt: threading.Event) -> Any:
+    """First Ctrl-C: set ``interrupt`` (the loop finishes its frame and finalises the file);
+    a second one raises KeyboardInterrupt as usual. Why not just catch KeyboardInterrupt: it
+    can land inside a queue's lock and leave it held, deadlocking the writer's drain. Only
+    possible from the main thread; elsewhere KeyboardInterrupt is caught as a fallback."""
+    if threading.current_thread() is not threading.main_thread():
+        return _NO_HANDLER
+
+    def handler(signum: int, frame: Any) -> None:
+        if interrupt.is_set():
+            raise KeyboardInterrupt
+        interrupt.set()
+
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except (ValueError, OSError):
+        return _NO_HANDLER
+
+
+def _restore_sigint(previous: Any) -> None:
+    if previous is not _NO_HANDLER:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _percentiles(values: list[float]) -> dict[str, Optional[float]]:
+    if not values:
+        return {"p50_ms": None, "p99_ms": None, "count": 0}
+    ms = np.asarray(values) * 1e3
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
+            "count": len(values)}
+
+
+def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, driving: PoseSource,
+             output: Optional[Union[str, os.PathLike]] = None, show: bool = False, layout: str = "result",
+             stats_path: Optional[Union[str, os.PathLike]] = None, smoothing: bool = True, max_queue: int = 4,
+             live: Optional[bool] = None, *, overlay: bool = False, progress: bool = True,
+             max_frames: Optional[int] = None) -> dict[str, Any]:
+    """Drive the photographed person with ``driving``'s poses; write and/or show the result.
+
+    Args:
+        engine: a :class:`pyposert.Engine` (anything with ``source(image, pose) -> obj`` whose
+            ``obj.run(pose, pose_size=(h, w), output_size="source")`` returns uint8 BGR).
+        source_image_bgr: the photo, uint8 [h, w, 3] BGR.
+        source_pose: its pose, (18, 2|3) (x, y[, conf]) pixels of the photo, or OpenPose JSON;
+            None: the engine's pose estimator.
+        driving: a :class:`~pyposert.pose_sources.PoseSource`.
+        output: video path (.mp4: mp4v; .avi: MJPG) or None (nothing written). Written at
+            ``driving.fps``, one output frame per processed driving frame.
+        show: display in an OpenCV window ('q' or Esc stops). Needs a GUI build of OpenCV.
+        layout: "result" or "side-by-side" (driving frame -- or its skeleton for pose-only
+            sources -- | result).
+        stats_path: also write the summary as JSON there.
+        smoothing: One-Euro smoothing of the driving pose (:mod:`pyposert.smoothing`).
+        max_queue: bound of the frame and writer queues (live sources keep only 1 frame queued).
+        live: drop stale frames (keep the newest)? None: ``driving.live``.
+        overlay: draw FPS and end-to-end latency on the frames.
+        progress: tqdm progress bar (files only).
+        max_frames: stop after this many driving frames (None: all).
+
+    Returns:
+        Summary dict: frames_read, frames_processed, frames_written, frames_dropped, no_person,
+        fps (processed frames per wall second), output_fps, wall_s, interrupted,
+        latency = {stage: {p50_ms, p99_ms, count}} for stages queue (capture -> picked up),
+        pose, smooth, engine, write and end_to_end (capture -> written, or -> rendered when
+        nothing is written).
+
+    Raises:
+        ValueError (bad layout, arguments, malformed pose files), OSError (camera, video or
+        output problems). The output written so far stays playable in every case. Ctrl-C is
+        not an error: the output is finalised and the summary returned with interrupted=True.
+    """
+    import cv2
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if max_queue < 1:
+        raise ValueError(f"max_queue must be >= 1, got {max_queue!r}")
+    live = bool(driving.live) if live is None else bool(live)
+    out_path = _check_output(output) if output is not None else None
+    src = engine.source(source_image_bgr, source_pose)  # once per photo: fails fast on bad input
+    photo_size = (int(source_image_bgr.shape[0]), int(source_image_bgr.shape[1]))
+    smoother = PoseSmoother(enabled=smoothing)
+    fps_out = float(driving.fps) if driving.fps and driving.fps > 0 else 25.0
+
+    frames_q: "queue.Queue[Any]" = queue.Queue(maxsize=1 if live else max_queue)
+    stop = threading.Event()
+    counters = {"read": 0, "dropped": 0}
+    capture_error: list[BaseException] = []
+
+    def capture() -> None:
+        try:
+            for frame in driving.frames():
+                if stop.is_set():
+                    return
+                counters["read"] += 1
+                item = (frame, time.perf_counter())
+                if live:
+                    # Keep only the newest: replace a frame nobody has picked up yet.
+                    while True:
+                        try:
+                            frames_q.put_nowait(item)
+                            break
+                        except queue.Full:
+                            try:
+                                frames_q.get_nowait()
+                                counters["dropped"] += 1
+                            except queue.Empty:
+                                pass
+                else:
+                    while not stop.is_set():  # lossless: wait for room
+                        try:
+                            frames_q.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            pass
+                if max_frames is not None and counters["read"] >= max_frames:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread
+            capture_error.append(exc)
+        finally:
+            while True:  # the end marker must arrive even if the queue is full
+                try:
+                    frames_q.put(_END, timeout=0.1)
+                    break
+                except queue.Full:
+                    if stop.is_set():
+                        break
+
+    writer = _Writer(out_path, fps_out, max_queue) if out_path is not None else None
+    stages: dict[str, list[float]] = {s: [] for s in STAGES}
+    processed = 0
+    interrupted = False
+    bar = None
+    if progress and not live:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=driving.frame_count, unit="frame", desc="retarget", leave=False)
+        except ImportError:  # tqdm is optional at runtime
+            bar = None
+    recent: list[float] = []  # render timestamps, for the FPS overlay
+    start = time.perf_counter()
+    reader = threading.Thread(target=capture, name="pyposert-capture", daemon=True)
+    interrupt = threading.Event()
+    previous_handler = _install_sigint(interrupt)
+    if writer is not None:
+        writer.start()
+    reader.start()
+    try:
+        while True:
+            if interrupt.is_set():
+                interrupted = True
+                break
+            try:
+                item = frames_q.get(timeout=0.1)
+            except queue.Empty:
+                if not reader.is_alive() and frames_q.empty():
+                    break
+                continue
+            if item is _END:
+                break
+            if writer is not None and writer.error is not None:
+                raise writer.error
+            frame, captured = item
+            t0 = time.perf_counter()
+            stages["queue"].append(t0 - captured)
+            frame = driving.pose(frame)
+            t1 = time.perf_counter()
+            pose = smoother(frame.keypoints, frame.time_s)
+            t2 = time.perf_counter()
+            if pose is None:  # nobody seen yet: show the photo unchanged
+                result = np.ascontiguousarray(source_image_bgr)
+            else:
+                result = src.run(pose, pose_size=frame.frame_size, output_size="source")
+            t3 = time.perf_counter()
+            stages["pose"].append(t1 - t0)
+            stages["smooth"].append(t2 - t1)
+            stages["engine"].append(t3 - t2)
+            if layout == "side-by-side":
+                # Pose-only sources: draw the (smoothed) pose the engine was actually given.
+                left = frame.frame_bgr if frame.frame_bgr is not None else draw_skeleton(
+                    pose, frame.frame_size or photo_size)
+                image = _side_by_side(left, result)
+            else:
+                image = result
+            if overlay:
+                recent.append(t3)
+                del recent[:-30]
+                fps_now = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
+                image = image.copy()
+                text = f"{fps_now:5.1f} fps  {(t3 - captured) * 1e3:6.1f} ms"
+                cv2.putText(image, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(image, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+            processed += 1
+            if writer is None:
+                stages["end_to_end"].append(t3 - captured)
+            else:
+                while True:  # bounded: blocks when the disk is slower than the engine
+                    try:
+                        writer.queue.put((image, captured), timeout=0.1)
+                        break
+                    except queue.Full:
+                        if writer.error is not None or not writer.is_alive():
+                            raise writer.error or OSError(f"the writer of {out_path} stopped")
+            if show:
+                try:
+                    cv2.imshow("pyposert", image)
+                    key = cv2.waitKey(1) & 0xFF
+                except cv2.error as exc:
+                    raise OSError(f"cannot open a window ({exc.msg.strip() if hasattr(exc, 'msg') else exc}); "
+                                  f"this OpenCV has no GUI (opencv-python-headless): use --output instead") from None
+                if key in (ord("q"), 27):
+                    break
+            if bar is not None:
+                bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        stop.set()
+        _restore_sigint(previous_handler)
+        reader.join(timeout=2.0)
+        if writer is not None:
+            writer.queue.put(_END)  # drains what is queued, then releases the VideoWriter
+            writer.join()
+        driving.close()
+        if bar is not None:
+            bar.close()
+        if show:
+            try:
+                cv2.destroyAllWindows()
+            except cv2.error:
+                pass
+
+    wall = time.perf_counter() - start
+    if writer is not None:
+        stages["write"] = writer.times
+        stages["end_to_end"] = writer.end_to_end
+    stats: dict[str, Any] = {
+        "frames_read": counters["read"],
+        "frames_processed": processed,
+        "frames_written": writer.written if writer is not None else 0,
+        "frames_dropped": counters["dropped"],
+        "no_person": smoother.no_person,
+        "fps": round(processed / wall, 3) if wall > 0 else None,
+        "output_fps": fps_out if writer is not None else None,
+        "wall_s": round(wall, 4),
+        "live": live,
+        "layout": layout,
+        "interrupted": interrupted,
+        "output": str(out_path) if out_path is not None else None,
+        "latency": {s: _percentiles(v) for s, v in stages.items()},
+    }
+    if stats_path is not None:
+        Path(stats_path).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    if capture_error:
+        raise capture_error[0]
+    if writer is not None and writer.error is not None:
+        raise writer.error
+    return stats  # after Ctrl-C too (interrupted=True): the caller gets the summary
+
+
+# ------------------------------------------------------------------ command line
+def add_retarget_parser(subparsers: Any) -> None:
+    """Register ``pyposert retarget`` on an argparse sub-parser collection (used by cli.py)."""
+    p = subparsers.add_parser(
+        "retarget", help="drive a photographed person with a video, camera, OpenPose folder or pose CSV")
+    p.add_argument("--source", required=True, metavar="PHOTO", help="photo of the person (any size, BGR image file)")
+    p.add_argument("--source-pose", metavar="FILE",
+                   help="the photo's pose: OpenPose .json, or .npy (18, 2|3) (x, y[, conf]) pixels; "
+                        "default: the installed pose estimator")
+    p.add_argument("--driving", required=True, metavar="VIDEO|CAMERA_INDEX|POSE_DIR|POSE_CSV",
+                   help="video file, camera index (0), folder of OpenPose *_keypoints.json, annotation .csv "
+                        "(y first), or synthetic[:N]")
+    p.add_argument("--output", metavar="OUT.mp4", help="video to write (.mp4 or .avi)")
+    p.add_argument("--show", action="store_true", help="show a window (needs a GUI build of OpenCV)")
+    p.add_argument("--model", default="models/nram.plan", help="model bundle / .onnx (default: models/nram.plan)")
+    p.add_argument("--layout", choices=LAYOUTS, default="result", help="result, or driving | result")
+    p.add_argument("--stats", metavar="STATS.json", help="write the summary (frames, drops, latency) as JSON")
+    p.add_argument("--fps", type=float, help="frame rate of pose folders / CSVs (default 25)")
+    p.add_argument("--driving-size", metavar="HxW",
+                   help="frame size of OpenPose/CSV poses, e.g. 720x1280 (default: unknown / from the CSV name)")
+    p.add_argument("--no-smoothing", action="store_true", help="disable One-Euro smoothing")
+    p.add_argument("--overlay", action="store_true", help="draw FPS and latency on the frames")
+    p.add_argument("--backend", default="auto", help="auto | tensorrt | torch | onnxruntime")
+    p.set_defaults(fn=cmd_retarget)
+
+
+def _load_source_pose(path: Optional[str]) -> Any:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--source-pose not found: {p}")
+    if p.suffix.lower() == ".npy":
+        return np.load(p, allow_pickle=False)
+    return p  # OpenPose .json: parsed (and checked) by the engine
+
+
+def cmd_retarget(args: Any) -> int:
+    """``pyposert retarget``: prints the summary; exit 0, 1 on an error (message on stderr),
+    130 after Ctrl-C (the output is still finalised)."""
+    import sys
+
+    import cv2
+
+    from .engine import Engine
+    from .pose_sources import open_driving
+
+    try:
+        photo = cv2.imread(args.source, cv2.IMREAD_COLOR)
+        if photo is None:
+            raise OSError(f"cannot read the photo {args.source}")
+        size = None
+        if args.driving_size:
+            h, _, w = args.driving_size.lower().partition("x")
+            size = (int(h), int(w))
+        driving = open_driving(args.driving, fps=args.fps, frame_size=size)
+        with Engine(args.model, backend=args.backend) as engine:
+            stats = retarget(engine, photo, _load_source_pose(args.source_pose), driving, output=args.output,
+                             show=args.show, layout=args.layout, stats_path=args.stats,
+                             smoothing=not args.no_smoothing, overlay=args.overlay)
+    except (OSError, ValueError) as exc:
+        print(f"pyposert retarget: error: {exc}", file=sys.stderr)
+        return 1
+    lat = stats["latency"]["end_to_end"]
+    print(f"frames read {stats['frames_read']}, written {stats['frames_written']}, dropped {stats['frames_dropped']}, "
+          f"no person {stats['no_person']}; {stats['fps']} fps; end-to-end p50 {lat['p50_ms']} ms, "
+          f"p99 {lat['p99_ms']} ms" + (f"; wrote {stats['output']}" if stats["output"] else ""))
+    return 130 if stats["interrupted"] else 0
