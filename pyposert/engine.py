@@ -44,6 +44,7 @@ from . import ops
 from .backends import (HEATMAP_INPUTS, OUTPUT_NAME, Backend, DeviceFrames, HeatmapSpec, ModelFile, TensorSpec,
                        open_backend)
 from .errors import PlanError
+from .estimators import MEDIAPIPE_INSTALL_HINT
 from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PoseLike, parse_pose
 
 __all__ = ["Engine", "ModelSpec", "Source", "MIN_IMAGE_SIDE"]
@@ -179,17 +180,23 @@ def _check_shapes(backend: Backend, spec: ModelSpec, where: str) -> None:
                             f"[B, {', '.join(map(str, want))}] (H x W = {h} x {w})")
 
 
-def default_estimator() -> Optional[PoseEstimator]:
-    """The pose estimator installed with ``pip install pyposert[pose]``, if any.
+def default_estimator(static_image_mode: bool = False) -> Optional[PoseEstimator]:
+    """The MediaPipe pose estimator of the ``pyposert[pose]`` extra, or None when mediapipe
+    cannot be imported here (see :mod:`pyposert.estimators`).
 
-    Hook contract: a module ``pyposert.estimator`` with ``estimate(image_bgr) -> (18, 3)``
-    (x, y, confidence) pixels. None when it is not installed.
+    Returns a new :class:`~pyposert.estimators.MediaPipePoseEstimator` -- ``f(image_bgr) ->
+    (18, 3) (x, y, confidence) pixels | None`` -- in ``static_image_mode`` (True: unrelated
+    photos; False: the frames of one video, tracked). The caller owns it (``close()``).
     """
+    from .estimators import MediaPipePoseEstimator  # numpy only until mediapipe is imported
+
     try:
-        from . import estimator  # type: ignore[attr-defined]
+        return MediaPipePoseEstimator(static_image_mode=static_image_mode)
     except ImportError:
         return None
-    return getattr(estimator, "estimate", None)
+
+
+NO_POSE_ESTIMATOR = ("no pose estimator is installed: install the MediaPipe extra -- " + MEDIAPIPE_INSTALL_HINT)
 
 
 # ------------------------------------------------------------------ Engine
@@ -205,8 +212,9 @@ class Engine:
         device: None (backend's choice) | "cpu" | "cuda" | "cuda:N".
         threads: CPU intra-op threads (None: the physical cores).
         min_confidence: joints with a lower confidence are missing (default 0.05).
-        pose_estimator: callable image_bgr -> pose, used when ``source_pose`` is not given
-            (default: the one installed by ``pip install pyposert[pose]``, if any).
+        pose_estimator: callable image_bgr -> pose ((18, 3) (x, y, confidence) pixels) or
+            None (nobody found), used when ``source_pose`` is not given (default: MediaPipe,
+            when the ``pyposert[pose]`` extra is installed; made on first use).
 
     Safe to use from several threads at once: each thread gets its own input buffers, the
     backends release the GIL (or serialise on their one GPU context), results are identical.
@@ -235,7 +243,13 @@ class Engine:
         batch = self._backend.input_spec["source_image"].shape[0]
         self.max_batch: int = batch or int(getattr(self._backend, "max_batch", 0) or 1 << 16)
         self._on_device = self._backend.device != "cpu" and isinstance(self._backend, DeviceFrames)
-        self._estimator = pose_estimator if pose_estimator is not None else default_estimator()
+        # The default estimator is made on first need (a MediaPipe graph costs time and memory
+        # that callers passing source poses never use), owned and closed by the Engine, and
+        # called under a lock: MediaPipe graphs are not thread-safe.
+        self._estimator: Optional[PoseEstimator] = pose_estimator
+        self._estimator_tried = pose_estimator is not None
+        self._owns_estimator = False
+        self._estimator_lock = threading.Lock()
 
     # ---------------------------------------------------------------- properties
     @property
@@ -263,8 +277,12 @@ class Engine:
                 f"size={self.spec.height}x{self.spec.width})")
 
     def close(self) -> None:
-        """Release the backend (sessions, GPU memory)."""
+        """Release the backend (sessions, GPU memory) and the default pose estimator."""
         self._backend.close()
+        with self._estimator_lock:
+            if self._owns_estimator and self._estimator is not None:
+                getattr(self._estimator, "close", lambda: None)()
+                self._estimator, self._estimator_tried, self._owns_estimator = None, False, False
 
     def __enter__(self) -> "Engine":
         return self
@@ -282,7 +300,7 @@ class Engine:
             pose: target pose, (18, 2|3) (x, y[, confidence]) pixels of the driving frame, or
                 OpenPose JSON.
             source_pose: the photo's pose, (x, y) pixels of ``image`` (or OpenPose JSON);
-                None: estimated with the installed pose estimator.
+                None: estimated with the pose estimator (ValueError when it finds nobody).
             target_size: (h, w) of the driving frame ``pose`` belongs to; None: ``image``'s.
             output_size: "source" (uint8 [h, w, 3]) or "model" (uint8 [H, W, 3]).
 
@@ -297,19 +315,39 @@ class Engine:
         """Prepare a photo once: letterboxed model input, source keypoints in model pixels,
         and the source half of the heatmaps. Returns a :class:`Source` to run poses on.
 
-        image: uint8 [h, w, 3] BGR; source_pose: its pose in its pixels, (x, y) first.
+        image: uint8 [h, w, 3] BGR; source_pose: its pose in its pixels, (x, y) first; None:
+        the pose estimator's (ValueError "no person found in the source photo" when it finds
+        nobody or every joint is missing; ValueError when there is no estimator).
         """
         image = check_image(image)
         if source_pose is None:
+            keypoints = self._estimate_source_pose(image)
+        else:
+            keypoints = parse_pose(source_pose, min_confidence=self.min_confidence, name="source_pose")
+        return Source(self, image, keypoints)
+
+    def _estimate_source_pose(self, image: np.ndarray) -> np.ndarray:
+        """The photo's pose from the pose estimator: float32 (18, 2) (x, y) pixels, missing -1.
+        ValueError when there is no estimator or it finds nobody."""
+        with self._estimator_lock:
+            if not self._estimator_tried:
+                self._estimator = default_estimator(static_image_mode=True)
+                self._estimator_tried, self._owns_estimator = True, self._estimator is not None
             if self._estimator is None:
                 raise ValueError(
                     "source_pose is required: pass the photo's keypoints as source_pose= ((18, 2) (x, y) or "
-                    "(18, 3) (x, y, confidence) pixels, or an OpenPose JSON dict), or give Engine(..., "
-                    "pose_estimator=f) with f(image_bgr) -> (18, 3) keypoints (the MediaPipe extra, "
-                    "pyposert[pose], is not shipped yet)")
-            source_pose = self._estimator(image)
-        keypoints = parse_pose(source_pose, min_confidence=self.min_confidence, name="source_pose")
-        return Source(self, image, keypoints)
+                    "(18, 3) (x, y, confidence) pixels, or an OpenPose JSON dict; --source-pose on the command "
+                    "line), or give Engine(..., pose_estimator=f) with f(image_bgr) -> (18, 3) keypoints | None; "
+                    "or " + NO_POSE_ESTIMATOR)
+            raw = self._estimator(image)
+        keypoints = None if raw is None else parse_pose(raw, min_confidence=self.min_confidence,
+                                                        name="estimated source_pose")
+        if keypoints is None or (keypoints < 0).all():
+            h, w = image.shape[:2]
+            raise ValueError(f"no person found in the source photo ({h} x {w}; the pose estimator detected nobody); "
+                             f"pass its keypoints yourself: --source-pose FILE on the command line, source_pose= "
+                             f"in Python")
+        return keypoints
 
     # ---------------------------------------------------------------- internals for Source
     def _target(self, pose: PoseLike, box: ops.Letterbox, pose_size: Optional[tuple[int, int]]) -> np.ndarray:

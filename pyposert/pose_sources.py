@@ -85,35 +85,40 @@ class VideoPoseSource(PoseSource):
     """Frames from a video file (path) or a camera (integer index) via cv2.VideoCapture; the pose
     of each frame from ``estimator(image_bgr) -> (18, 3) (x, y, confidence) | (18, 2) | None``.
 
-    estimator None: the installed hook ``pyposert.estimator.estimate`` (see
-    :func:`pyposert.engine.default_estimator`; the MediaPipe extra will provide it). Without
-    one: ValueError. Unopenable camera / unreadable video: OSError naming it.
+    estimator None: MediaPipe in tracking mode when the ``pyposert[pose]`` extra is installed
+    (see :func:`pyposert.engine.default_estimator`; owned and closed by this source). Without
+    one: ValueError saying how to get it. Unopenable camera / unreadable video: OSError naming it.
     """
 
     def __init__(self, path_or_camera_index: Union[str, os.PathLike, int], estimator: Optional[Estimator] = None,
                  *, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> None:
         import cv2
 
+        owns_estimator = estimator is None
         if estimator is None:
             from .engine import default_estimator
+            from .estimators import MEDIAPIPE_INSTALL_HINT
 
-            estimator = default_estimator()
-        if estimator is None:
-            raise ValueError("no pose estimator: driving from video needs one -- pass estimator=f with "
-                             "f(image_bgr) -> (18, 3) (x, y, confidence) COCO-18 keypoints (or None), or install "
-                             "a module pyposert.estimator with estimate(image_bgr) (the MediaPipe extra, "
-                             "pyposert[pose], is not shipped yet); or drive from OpenPose JSON / annotation CSV")
+            estimator = default_estimator(static_image_mode=False)  # one video stream: track between frames
+            if estimator is None:
+                raise ValueError("no pose estimator: driving from video needs one -- install the MediaPipe extra: "
+                                 f"{MEDIAPIPE_INSTALL_HINT}; or pass estimator=f with f(image_bgr) -> (18, 3) "
+                                 "(x, y, confidence) COCO-18 keypoints (or None); or drive from OpenPose JSON / "
+                                 "an annotation CSV")
         self._estimator = estimator
+        self._owns_estimator = owns_estimator
         self._min_confidence = min_confidence
         self.live = isinstance(path_or_camera_index, int) and not isinstance(path_or_camera_index, bool)
         self.name = f"camera {path_or_camera_index}" if self.live else str(path_or_camera_index)
+        self._cap: Any = None
         if not self.live:
             p = Path(path_or_camera_index)  # type: ignore[arg-type]
             if not p.is_file():
+                self.close()
                 raise FileNotFoundError(f"driving video not found: {p}")
         self._cap = cv2.VideoCapture(path_or_camera_index if self.live else str(path_or_camera_index))
         if not self._cap.isOpened():
-            self._cap.release()
+            self.close()
             what = "cannot open " + self.name + (" (no camera at that index, or it is busy)" if self.live else
                                                  " (not a video OpenCV can decode)")
             raise OSError(what)
@@ -140,6 +145,8 @@ class VideoPoseSource(PoseSource):
     def pose(self, frame: PoseFrame) -> PoseFrame:
         if frame.keypoints is not _UNSET:
             return frame
+        if self._estimator is None:
+            raise ValueError(f"{self.name}: this source is closed (its pose estimator was released)")
         raw = self._estimator(frame.frame_bgr)
         keypoints = None if raw is None else parse_pose(raw, min_confidence=self._min_confidence,
                                                         name=f"{self.name} frame {frame.index} pose")
@@ -151,6 +158,9 @@ class VideoPoseSource(PoseSource):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        if self._owns_estimator and self._estimator is not None:
+            getattr(self._estimator, "close", lambda: None)()
+            self._estimator = None
 
 
 # ------------------------------------------------------------------ OpenPose JSON folders

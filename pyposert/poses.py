@@ -148,3 +148,11 @@ def _from_array(pose: Any, min_confidence: float, name: str) -> np.ndarray:
         raise ValueError(f"{name}: coordinates beyond the float32 range (|value| > 3.4e38)")
     out[missing] = MISSING
     return out
+
+
+# A standing person, COCO-18 order, (x, y) pixels of a 256 x 176 frame: the fallback pose of
+# `pyposert bench` when no real poses are at hand.
+STANDING_POSE = np.array([
+    [88, 40], [88, 64], [64, 64], [56, 100], [52, 134], [112, 64], [120, 100], [124, 134], [72, 134],
+    [70, 180], [68, 226], [104, 134], [106, 180], [108, 226], [82, 34], [94, 34], [76, 38], [100, 38],
+], np.float32)
