@@ -11,7 +11,7 @@ BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake
 STAMP := $(VENV)/.pyposert-built
 NATIVE_SOURCES := $(wildcard csrc/*) CMakeLists.txt pyproject.toml
 
-.PHONY: all build test demo bench clean
+.PHONY: all build test demo bench bench-all clean
 
 all: build
 
@@ -35,9 +35,15 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m pyposert demo
 
+# Benchmarks: every alternative side by side in one run; REPORT.md and plots from that run only.
+# bench-all adds the paper-size (256 x 176) models (slow on a CPU).
 bench: $(STAMP)
+	$(PY) -m pytest benchmarks -q -m "not slow" --benchmark-json=benchmarks/results.json
+	$(PY) benchmarks/report.py benchmarks/results.json -o benchmarks/REPORT.md
+
+bench-all: $(STAMP)
 	$(PY) -m pytest benchmarks -q --benchmark-json=benchmarks/results.json
-	$(PY) benchmarks/ratios.py benchmarks/results.json
+	$(PY) benchmarks/report.py benchmarks/results.json -o benchmarks/REPORT.md
 
 clean:
 	rm -rf build $(VENV) .pytest_cache .benchmarks
