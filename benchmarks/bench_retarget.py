@@ -4,7 +4,7 @@ writing a side-by-side .mp4 into a temporary folder, and the Engine alone per fr
 (``Source.run``), in one run. Same photo and motion as ``pyposert bench``
 (:mod:`pyposert.bench`).
 
-Groups follow ratios.py (one group per measurement, implementation "pyposert"; there is no
+Groups follow the report's convention (one group per measurement, implementation "pyposert"; there is no
 competitor to divide by, so the ratio column reads 1.00x). ``extra_info`` holds what a report
 needs beyond the timing: frames per round, FPS, the loop's per-stage p50 (ms) and each
 stage's share of the end-to-end p50 (pose, smooth, engine, write; queue too), all measured

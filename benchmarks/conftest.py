@@ -1,6 +1,6 @@
 """Benchmarks (pytest-benchmark), not tests: every group measures pyposert side by side with
-the alternatives in one run; `python benchmarks/ratios.py RESULTS.json` turns the JSON into
-the ratio table. Competitors are used only when installed."""
+the alternatives in one run; `python benchmarks/report.py RESULTS.json -o REPORT.md` turns the
+JSON into the report (`make bench` does both). Competitors are used only when installed."""
 
 from __future__ import annotations
 

@@ -13,8 +13,7 @@ Sections, each present only when the JSON has such benchmarks:
 - machine: CPU model, cores, CUDA device, pyposert build info, Python, date, commit, and the
   1-minute load average recorded by the benchmarks (``extra_info["load_average_1m"]``);
 - kernels (``bench_heatmaps.py``, ``bench_attention.py``, anything unclassified): median,
-  p99 and pyposert's speed-up = other median / pyposert median per group (what
-  ``benchmarks/ratios.py`` prints, which this report supersedes; ratios.py still works);
+  p99 and pyposert's speed-up = other median / pyposert median per group;
 - peak (``extra_info["kind"] == "peak"``): GFLOP/s = extra_info["flops"] / mean;
 - backends (``kind == "backend"``), one table per group (model and size): FPS = 1 / mean,
   p50 = median, p99, achieved GFLOP/s = extra_info["gflops"] / mean, % of the best peak

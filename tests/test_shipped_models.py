@@ -1,0 +1,55 @@
+"""The shipped bundles (models/*.plan) against their model card.
+
+models/quality.json records what each bundle scored on the frozen held-out set
+(models/heldout-rt.npz: 48 synthetic pairs, identities and real poses never trained on) when
+it was built (``python -m training.shipped_quality score ... --write models/quality.json``;
+MODEL_CARD.md quotes the same numbers). Here each bundle is scored again through the product
+path (pyposert.Engine, ONNX Runtime, uint8 BGR in and out) and must stay above those numbers
+minus a small margin (ONNX Runtime's kernels differ slightly between CPUs), and above the
+copy-the-source baseline on the same pairs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from training.shipped_quality import load_heldout_set, score_bundle
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+QUALITY = MODELS / "quality.json"
+MAX_BUNDLE_BYTES = 25 * 1024 * 1024
+SSIM_MARGIN = 0.01
+PSNR_MARGIN_DB = 0.3
+
+
+def _quality() -> dict[str, Any]:
+    return json.loads(QUALITY.read_text(encoding="utf-8"))
+
+
+def test_the_default_model_ships_with_its_card() -> None:
+    q = _quality()
+    assert "nram" in q["models"], "models/nram.plan (the demo's default) must be recorded in quality.json"
+    assert (MODELS / "MODEL_CARD.md").is_file()
+    for name, row in q["models"].items():
+        bundle = MODELS / f"{name}.plan"
+        assert bundle.is_file(), f"{bundle} is listed in quality.json but missing"
+        assert bundle.stat().st_size <= MAX_BUNDLE_BYTES, f"{bundle}: {bundle.stat().st_size} bytes > 25 MB"
+
+
+@pytest.mark.parametrize("name", sorted(_quality()["models"]) if QUALITY.is_file() else [])
+def test_shipped_quality_holds(name: str) -> None:
+    q = _quality()
+    heldout = load_heldout_set(MODELS / Path(q["set"]).name)
+    assert len(heldout["source_image"]) == q["pairs"]
+    got = score_bundle(MODELS / f"{name}.plan", heldout)
+    ref = q["models"][name]
+    for metric in ("ssim", "mask_ssim"):
+        assert got[metric] >= ref[metric] - SSIM_MARGIN, (metric, got[metric], ref[metric])
+    assert got["psnr"] >= ref["psnr"] - PSNR_MARGIN_DB, (got["psnr"], ref["psnr"])
+    # A pose-transfer model must do better than handing back the photo.
+    copy = q["copy_source"]
+    assert got["ssim"] > copy["ssim"] and got["psnr"] > copy["psnr"], (got, copy)
