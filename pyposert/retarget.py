@@ -168,10 +168,10 @@ def _restore_sigint(previous: Any) -> None:
 
 def _percentiles(values: list[float]) -> dict[str, Optional[float]]:
     if not values:
-        return {"p50_ms": None, "p99_ms": None, "count": 0}
+        return {"p50_ms": None, "p99_ms": None, "mean_ms": None, "count": 0}
     ms = np.asarray(values) * 1e3
     return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
-            "count": len(values)}
+            "mean_ms": round(float(ms.mean()), 4), "count": len(values)}
 
 
 def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, driving: PoseSource,
@@ -204,7 +204,7 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
     Returns:
         Summary dict: frames_read, frames_processed, frames_written, frames_dropped, no_person,
         fps (processed frames per wall second), output_fps, wall_s, interrupted,
-        latency = {stage: {p50_ms, p99_ms, count}} for stages queue (capture -> picked up),
+        latency = {stage: {p50_ms, p99_ms, mean_ms, count}} for stages queue (capture -> picked up),
         pose, smooth, engine, write and end_to_end (capture -> written, or -> rendered when
         nothing is written).
 
