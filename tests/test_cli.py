@@ -4,13 +4,13 @@ test_engine.py) and its error path when the model file is missing."""
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pyposert.cli import main
+from stub_models import export_generator_onnx
 
 H, W = 32, 24
 
@@ -20,18 +20,10 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny PoNA generator's standard-op ONNX export (dynamic batch), heatmap contract."""
     torch = pytest.importorskip("torch")
     from training.models import build_generator
-    from training.ops import plain_attention
 
     torch.manual_seed(0)
     generator = build_generator("pona", "rt", ngf=4, n_blocks=1, height=H, width=W).eval()
-    path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
-    with plain_attention(), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(generator, (torch.zeros(1, 3, H, W), torch.zeros(1, 36, H, W)), str(path),
-                          input_names=["source_image", "pose_heatmaps"], output_names=["image"],
-                          dynamic_axes={n: {0: "batch"} for n in ("source_image", "pose_heatmaps", "image")},
-                          opset_version=17, dynamo=False)
-    return path
+    return export_generator_onnx(generator, tmp_path_factory.mktemp("tiny") / "tiny.onnx", H, W)
 
 
 def test_bench_runs_and_writes_json(tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +27,7 @@ from pyposert.backends import backends_report, tensorrt_backend
 from pyposert.bundle import write_bundle
 from pyposert.engine import Engine
 from pyposert.errors import BackendUnavailable, PlanError
+from stub_models import export_generator_onnx
 
 H, W = 32, 24  # tiny generator's model frame
 SH, SW = 64, 48  # stub graphs' model frame
@@ -48,7 +48,6 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A tiny PoNA generator (32 x 24) and its standard-op ONNX export (dynamic batch)."""
     torch = pytest.importorskip("torch")
     from training.models import build_generator
-    from training.ops import plain_attention
 
     torch.manual_seed(0)
     generator = build_generator("pona", "rt", ngf=4, n_blocks=1, height=H, width=W).eval()
@@ -58,12 +57,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             block.fusion_attention.gamma.fill_(0.5)
     folder = tmp_path_factory.mktemp("tiny")
     path = folder / "tiny.onnx"
-    with plain_attention(), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(generator, (torch.zeros(1, 3, H, W), torch.zeros(1, 36, H, W)), str(path),
-                          input_names=["source_image", "pose_heatmaps"], output_names=["image"],
-                          dynamic_axes={n: {0: "batch"} for n in ("source_image", "pose_heatmaps", "image")},
-                          opset_version=17, dynamo=False)
+    export_generator_onnx(generator, path, H, W)
     bundle = write_bundle(folder / "tiny.plan", _manifest(H, W, DEFAULT_HEATMAP, generator.config.to_dict()),
                           {"model.onnx": ("onnx", path.read_bytes(), {"opset": 17})})
     return {"generator": generator, "onnx": path, "bundle": bundle, "folder": folder}

@@ -15,6 +15,7 @@ from pyposert import engine as engine_module
 from pyposert.estimators import (BLAZEPOSE_TO_COCO18, MediaPipePoseEstimator, blazepose_to_coco18,
                                  mediapipe_available)
 from pyposert.poses import JOINT_NAMES
+from stub_models import heatmap_max_onnx
 
 H, W = 32, 24  # stub model frame
 
@@ -177,30 +178,9 @@ def _video(path: Path, n: int = 2) -> Path:
 
 
 # ------------------------------------------------------------------ no person in the source photo
-def _stub_onnx(path: Path) -> Path:
-    """Heatmap contract: image = source_image + max of the target heatmaps (as in test_retarget)."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    def value(name: str, channels: int) -> Any:
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", channels, H, W])
-
-    inits = [numpy_helper.from_array(np.array([v], np.int64), k) for k, v in
-             {"c18": 18, "c36": 36, "axis1": 1}.items()]
-    nodes = [helper.make_node("Slice", ["pose_heatmaps", "c18", "c36", "axis1"], ["target"]),
-             helper.make_node("ReduceMax", ["target"], ["target_max"], axes=[1], keepdims=1),
-             helper.make_node("Add", ["source_image", "target_max"], ["image"])]
-    graph = helper.make_graph(nodes, "stub", [value("source_image", 3), value("pose_heatmaps", 36)],
-                              [value("image", 3)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _stub_onnx(tmp_path_factory.mktemp("stub") / "stub.onnx")
+    return heatmap_max_onnx(tmp_path_factory.mktemp("stub") / "stub.onnx", H, W)
 
 
 class CountingEstimator:

@@ -22,38 +22,19 @@ import pytest
 from pyposert.pose_sources import OpenPoseJsonSource, PoseFrame, PoseSource, VideoPoseSource
 from pyposert.retarget import retarget
 from pyposert.smoothing import OneEuroFilter, PoseSmoother
+from stub_models import heatmap_max_onnx
 
 H, W = 32, 24  # stub model frame
 REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------ fixtures
-def _stub_onnx(path: Path) -> Path:
-    """Heatmap contract: image [B, 3, H, W] = source_image + max over the 18 target heatmaps."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    def value(name: str, channels: int) -> Any:
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", channels, H, W])
-
-    inits = [numpy_helper.from_array(np.array([v], np.int64), k) for k, v in
-             {"c18": 18, "c36": 36, "axis1": 1}.items()]
-    nodes = [helper.make_node("Slice", ["pose_heatmaps", "c18", "c36", "axis1"], ["target"]),
-             helper.make_node("ReduceMax", ["target"], ["target_max"], axes=[1], keepdims=1),
-             helper.make_node("Add", ["source_image", "target_max"], ["image"])]
-    graph = helper.make_graph(nodes, "stub", [value("source_image", 3), value("pose_heatmaps", 36)],
-                              [value("image", 3)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from pyposert import Engine
 
-    return Engine(_stub_onnx(tmp_path_factory.mktemp("stub") / "stub.onnx"), backend="onnxruntime", threads=1)
+    model = heatmap_max_onnx(tmp_path_factory.mktemp("stub") / "stub.onnx", H, W)
+    return Engine(model, backend="onnxruntime", threads=1)
 
 
 def _pose(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -328,7 +309,7 @@ def test_cli_retarget_on_a_pose_csv(engine: Any, tmp_path: Path, rng: np.random.
     csv.write_text("name:keypoints_y:keypoints_x\n" + "\n".join(rows) + "\n")
     out, stats = tmp_path / "cli.mp4", tmp_path / "stats.json"
     model = tmp_path / "m.onnx"
-    _stub_onnx(model)
+    heatmap_max_onnx(model, H, W)
     args = parser.parse_args(["retarget", "--source", str(photo), "--source-pose", str(pose), "--driving", str(csv),
                               "--output", str(out), "--model", str(model), "--layout", "side-by-side",
                               "--stats", str(stats), "--fps", "7"])
