@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "GAN_MODES",
+    "L1_MODES",
     "l1_loss",
     "pose_mask_l1_loss",
     "gan_generator_loss",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 GAN_MODES = ("lsgan", "bce")
+L1_MODES = ("plain", "pose_mask")
 
 # ----------------------------------------------------------------------------------------
 # pixel losses

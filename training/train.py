@@ -63,6 +63,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from training.data.datasets import build_dataset, describe, parse_data_spec
 from training.losses import (
     GAN_MODES,
+    L1_MODES,
     VGGFeatures,
     gan_discriminator_loss,
     gan_generator_loss,
@@ -156,13 +157,16 @@ class LossSection:
     """[loss]: weights of the recipe's terms.
 
     gan_mode: "lsgan" | "bce". lambda_l1 weighs L1 (PG2: the pose-mask L1 of phase 2; phase 1
-    is the bare pose-mask L1). lambda_perceptual / lambda_style apply only with --vgg-weights;
+    is the bare pose-mask L1). l1_mode (PATN / PoNA / NRAM): "plain" = mean|G - I_B| as the
+    papers; "pose_mask" = PG2's (1 + M) weighted L1 on the target's body mask, which spends the
+    L1 budget on the person when no VGG term is available. lambda_perceptual / lambda_style apply only with --vgg-weights;
     vgg_arch and the layer lists say which VGG activations they use.
     """
 
     gan_mode: str = "lsgan"
     lambda_gan: float = 5.0
     lambda_l1: float = 1.0
+    l1_mode: str = "plain"
     lambda_perceptual: float = 0.0
     lambda_style: float = 0.0
     vgg_arch: str = "vgg19"
@@ -174,6 +178,8 @@ class LossSection:
         object.__setattr__(self, "style_layers", tuple(self.style_layers))
         if self.gan_mode not in GAN_MODES:
             raise ValueError(f"[loss] gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
+        if self.l1_mode not in L1_MODES:
+            raise ValueError(f"[loss] l1_mode must be one of {L1_MODES}, got {self.l1_mode!r}")
 
 
 @dataclass(frozen=True)
@@ -652,10 +658,10 @@ class Trainer:
             m.train()
         if self.name == "pg2":
             return self._step_pg2(phase, src, tgt, mask, pose)
-        return self._step_pair(src, tgt, pose)
+        return self._step_pair(src, tgt, pose, mask)
 
     # -- PATN / PoNA / NRAM ------------------------------------------------------------
-    def _step_pair(self, src: Tensor, tgt: Tensor, pose: Tensor) -> dict[str, float]:
+    def _step_pair(self, src: Tensor, tgt: Tensor, pose: Tensor, mask: Tensor) -> dict[str, float]:
         L = self.cfg.loss
         n_t = self.mcfg.pose_channels // 2
         tmaps = pose[:, n_t:]
@@ -666,7 +672,11 @@ class Trainer:
         fake_in = self._d_inputs(fake, src, tmaps)
         adv = torch.stack([gan_generator_loss(self.discriminators[r](fake_in[r]), L.gan_mode)
                            for r in self.discriminators]).mean()
-        terms: dict[str, Tensor] = {"g_gan": L.lambda_gan * adv, "l1": L.lambda_l1 * l1_loss(fake, tgt)}
+        terms: dict[str, Tensor] = {"g_gan": L.lambda_gan * adv}
+        if L.l1_mode == "pose_mask":
+            terms["pose_mask_l1"] = L.lambda_l1 * pose_mask_l1_loss(fake, tgt, mask)
+        else:
+            terms["l1"] = L.lambda_l1 * l1_loss(fake, tgt)
         terms.update(self._vgg_terms(fake, tgt))
         g_loss = torch.stack(list(terms.values())).sum()
         self.optimizers["g"].zero_grad(set_to_none=True)

@@ -108,14 +108,16 @@ def tensors(folder: Path) -> dict[str, torch.Tensor]:
 # -- configuration -----------------------------------------------------------------------
 
 def test_shipped_configs_load() -> None:
-    files = sorted(CONFIG_DIR.glob("*.toml"))
+    # completion_*.toml are the fashion-completion recipes (tests/training/test_completion.py).
+    files = sorted(p for p in CONFIG_DIR.glob("*.toml") if not p.name.startswith("completion_"))
     defaults = {f"{m}_{s}.toml" for m in MODEL_NAMES for s in SIZES}
     assert defaults <= {p.name for p in files}
-    # Besides the defaults: the short CPU-budget recipes (<model>_rt_cpu.toml) of the
-    # shipped checkpoints; they must load and be rt configs of their model.
+    # Besides the defaults: the short CPU-budget recipes (<model>_rt_cpu.toml) of the shipped
+    # checkpoints and their fine-tune stages (<model>_rt_cpu_ft.toml); they must load and be
+    # rt configs of their model.
     for extra in sorted({p.name for p in files} - defaults):
-        model, size, budget = extra[:-len(".toml")].split("_")
-        assert model in MODEL_NAMES and size == "rt" and budget == "cpu", extra
+        model, size, budget = extra[:-len(".toml")].split("_", 2)
+        assert model in MODEL_NAMES and size == "rt" and budget in ("cpu", "cpu_ft"), extra
         cfg = load_config(CONFIG_DIR / extra)
         assert (cfg.model, cfg.size) == (model, "rt") and cfg.train.steps > 0
     for model in MODEL_NAMES:
