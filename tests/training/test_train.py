@@ -189,6 +189,15 @@ def test_train_writes_checkpoint(tmp_path: Path, poses_dir: str) -> None:
         run(tiny_config(poses_dir), out)
 
 
+def test_pose_mask_l1_mode(tmp_path: Path, poses_dir: str) -> None:
+    # The fine-tune recipes' body-weighted L1 replaces the plain term (and typos are refused).
+    cfg = tiny_config(poses_dir, loss={"l1_mode": "pose_mask", "lambda_l1": 20.0})
+    summary = run(cfg.replace(train={"steps": 1}), tmp_path / "run")
+    assert "pose_mask_l1" in summary["final_losses"] and "l1" not in summary["final_losses"]
+    with pytest.raises(ValueError, match="l1_mode"):
+        tiny_config(poses_dir, loss={"l1_mode": "masked"})
+
+
 def test_resume_continues_exactly(tmp_path: Path, poses_dir: str) -> None:
     cfg3 = tiny_config(poses_dir)
     run(cfg3, tmp_path / "straight")
