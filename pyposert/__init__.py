@@ -3,7 +3,9 @@
 Give it one photo of a person and a driving pose (from a video, a webcam, or keypoint
 files); it renders the photographed person in the driver's pose. This package is the thin
 runtime: native kernels (``pyposert.ops``) and ``pyposert.Engine(path).run(image, pose)``
-over TensorRT, torch or ONNX Runtime. It imports without torch and without a GPU.
+over TensorRT, torch or ONNX Runtime. Fashion image completion models (erase a garment,
+generate plausible completions) run through ``Engine(path).complete(image, parsing, pose,
+garment)`` (:mod:`pyposert.completion`). It imports without torch and without a GPU.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ except ImportError as exc:  # pragma: no cover - only when the package was not b
     ) from exc
 
 from . import ops
-from .engine import Engine, Source
+from .engine import Completion, Engine, Source
 from .errors import BackendUnavailable, PlanError
 
 __version__: str = _C.build_info()["version"]
 
-__all__ = ["BackendUnavailable", "Engine", "PlanError", "Source", "__version__", "build_info", "cuda_available",
-           "ops", "set_num_threads"]
+__all__ = ["BackendUnavailable", "Completion", "Engine", "PlanError", "Source", "__version__", "build_info",
+           "cuda_available", "ops", "set_num_threads"]
 
 
 def cuda_available() -> bool:

@@ -13,6 +13,7 @@ barely compress, and stored entries can be read without inflating), holding
 Manifest (``format_version`` 1)::
 
     {"format": "pyposert-plan", "format_version": 1, "created_by": "<pyposert version>",
+     "task": "pose_transfer",
      "model": {"name": "nram", "version": "step-1000", "config": {...ModelConfig fields...}},
      "input": {"height": 128, "width": 88, "keypoint_format": "coco18", "keypoint_order": "xy",
                "image": "rgb", "normalisation": "[-1,1]",
@@ -21,11 +22,28 @@ Manifest (``format_version`` 1)::
                   {"name": "tensorrt/sm90_trt11.4.0.8_fp16.engine", "kind": "tensorrt", ...,
                    "compute_capability": "9.0", "tensorrt_version": "11.4.0.8", "precision": "fp16"}]}
 
-Network I/O (every graph; see DESIGN.md "Contracts"): ``source_image`` float32 [B, 3, H, W]
-RGB in [-1, 1]; ``pose_heatmaps`` float32 [B, 36, H, W] (model.onnx: 18 source then 18 target
-channels) or ``source_keypoints`` / ``target_keypoints`` float32 [B, 18, 2] (x, y) model pixels,
-missing = -1 (model_pyposert*.onnx and the TensorRT engines); output ``image`` float32
-[B, 3, H, W] RGB in [-1, 1].
+``task`` (optional) says what the network does: "pose_transfer" (the default when absent, so
+bundles written before the key existed stay valid) or "completion" (fashion image completion,
+:mod:`pyposert.completion`). A completion manifest also has ``input.completion``::
+
+    "completion": {"crop_size": 64, "latent": 8, "margin": 0.1, "pad": 2,
+                   "parsing_classes": ["background", "face_hair", "upper_skin", "lower_skin",
+                                       "hat", "top", "bottom", "shoes"],
+                   "garments": ["hat", "top", "bottom", "shoes"]}
+
+(crop_size S >= 1: side of the garment crops; latent Z >= 1: noise width; margin >= 0 and
+pad >= 0: how a garment's box grows into the erase region; the two lists must equal
+``pyposert.completion.PARSING_CLASSES`` / ``GARMENTS``, so a model trained on another
+labelling is refused instead of misread). Its ``input.heatmap`` rasterises the 18 channels
+of the person's own pose.
+
+Network I/O, pose transfer (see DESIGN.md "Contracts"): ``source_image`` float32
+[B, 3, H, W] RGB in [-1, 1]; ``pose_heatmaps`` float32 [B, 36, H, W] (model.onnx: 18 source
+then 18 target channels) or ``source_keypoints`` / ``target_keypoints`` float32 [B, 18, 2]
+(x, y) model pixels, missing = -1 (model_pyposert*.onnx and the TensorRT engines); output
+``image`` float32 [B, 3, H, W] RGB in [-1, 1]. Completion: ``masked_image``,
+``masked_parsing``, ``erase_mask``, ``pose_heatmaps`` [B, 18, H, W], ``garment_crops``,
+``noise`` -> ``parsing``, ``image`` (shapes in :mod:`pyposert.completion`).
 
 Reading executes nothing from the file: the manifest is JSON, payloads are returned as bytes
 after their SHA-256 is checked. Everything that makes a file unusable raises
@@ -54,7 +72,9 @@ __all__ = [
     "MANIFEST_NAME",
     "PAYLOAD_KINDS",
     "PayloadKind",
+    "TASKS",
     "Bundle",
+    "CompletionSpec",
     "HeatmapSpec",
     "InputSpec",
     "PayloadInfo",
@@ -74,6 +94,13 @@ PRECISIONS: tuple[str, ...] = ("fp16", "fp32")  # preference order of tensorrt_e
 _MAX_MANIFEST_BYTES = 4 << 20
 # Payload names are archive paths: relative, '/'-separated, no '..', portable characters.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+# What a network does (manifest "task"); the first is the default of manifests without the key.
+TASKS: tuple[str, ...] = ("pose_transfer", "completion")
+# The completion labelling, spelled out here because this module imports only the standard
+# library; tests/test_completion_runtime.py checks they equal pyposert.completion's.
+_PARSING_CLASSES: tuple[str, ...] = ("background", "face_hair", "upper_skin", "lower_skin", "hat", "top",
+                                     "bottom", "shoes")
+_GARMENTS: tuple[str, ...] = ("hat", "top", "bottom", "shoes")
 _ZIP_MAGIC = b"PK\x03\x04"
 _EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 
@@ -119,6 +146,21 @@ class InputSpec:
     def pose_channels(self) -> int:
         """Channels of ``pose_heatmaps``: source joints then target joints (36)."""
         return 2 * self.joints
+
+
+@dataclass(frozen=True)
+class CompletionSpec:
+    """A completion network's extra inputs, from the manifest's ``input.completion``.
+
+    crop_size: side S of the garment crops [B, 12, S, S]; latent: Z of the noise [B, 2, Z];
+    margin, pad: the erase region is a garment's bounding box grown by ``margin`` x its
+    height / width plus ``pad`` pixels on each side (see ``pyposert.completion.garment_box``).
+    """
+
+    crop_size: int
+    latent: int
+    margin: float
+    pad: int
 
 
 @dataclass(frozen=True)
@@ -212,6 +254,11 @@ def _check_manifest(manifest: Any, path: str) -> dict[str, Any]:
             raise _bad_manifest(path, f"input.heatmap.{key} must be finite and >= 0, got {value}")
     if heat["mode"] == "gaussian" and not heat["sigma"] > 0:
         raise _bad_manifest(path, f"input.heatmap.sigma must be > 0 for Gaussian heatmaps, got {heat['sigma']}")
+    task = manifest.get("task", TASKS[0])
+    if not isinstance(task, str) or task not in TASKS:
+        raise _bad_manifest(path, f"task must be one of {list(TASKS)}, got {task!r}")
+    if task == "completion":
+        _check_completion(inp, path)
     payloads = _require(manifest, "payloads", list, "manifest", path)
     seen: set[str] = set()
     for i, entry in enumerate(payloads):
@@ -242,6 +289,28 @@ def _check_manifest(manifest: Any, path: str) -> dict[str, Any]:
     return manifest
 
 
+def _check_completion(inp: Mapping[str, Any], path: str) -> None:
+    """``input.completion`` of a completion manifest (PlanError naming the bad field)."""
+    if "completion" not in inp:
+        raise _bad_manifest(path, "task is 'completion' but input has no 'completion' table (crop_size, latent, "
+                                  "margin, pad, parsing_classes, garments)")
+    comp = _require(inp, "completion", dict, "input", path)
+    where = "input.completion"
+    for key in ("crop_size", "latent"):
+        if _require(comp, key, int, where, path) < 1:
+            raise _bad_manifest(path, f"{where}.{key} must be >= 1, got {comp[key]}")
+    margin = _require(comp, "margin", (int, float), where, path)
+    if not (margin >= 0 and margin != float("inf")):
+        raise _bad_manifest(path, f"{where}.margin must be finite and >= 0, got {margin}")
+    if _require(comp, "pad", int, where, path) < 0:
+        raise _bad_manifest(path, f"{where}.pad must be >= 0, got {comp['pad']}")
+    for key, expected in (("parsing_classes", _PARSING_CLASSES), ("garments", _GARMENTS)):
+        value = _require(comp, key, list, where, path)
+        if tuple(value) != expected:
+            # Another labelling would be silently misread (class 5 would not be "top"): refuse it.
+            raise _bad_manifest(path, f"{where}.{key} is {value!r}; this pyposert supports only {list(expected)}")
+
+
 # ------------------------------------------------------------------ reading
 class Bundle:
     """A validated ``.plan`` bundle. Opening it reads only the manifest and the zip directory;
@@ -266,6 +335,20 @@ class Bundle:
         model = self.manifest["model"]
         return (f"Bundle({str(self.path)!r}, model={model['name']!r} {model['version']!r}, "
                 f"payloads={list(self._payloads)})")
+
+    @property
+    def task(self) -> str:
+        """What the network does: "pose_transfer" (also for manifests without ``task``) or
+        "completion"."""
+        return str(self.manifest.get("task", TASKS[0]))
+
+    @property
+    def completion_spec(self) -> CompletionSpec | None:
+        """``input.completion`` of a completion bundle (None for pose transfer)."""
+        if self.task != "completion":
+            return None
+        comp = self.manifest["input"]["completion"]
+        return CompletionSpec(int(comp["crop_size"]), int(comp["latent"]), float(comp["margin"]), int(comp["pad"]))
 
     @property
     def model_name(self) -> str:

@@ -1,17 +1,69 @@
-"""The `pyposert` command line: `info` (what this machine can run, backends included), `demo`
-(pyposert.demo: the retargeting demo on the shipped default model), `retarget`
-(pyposert.retarget) and `bench` (pyposert.bench: FPS and per-stage latency).
+"""The `pyposert` command line: `info` (what this machine can run, backends included; with
+``--model`` also what a model file is and does), `demo` (pyposert.demo: the retargeting demo on
+the shipped default model), `retarget` (pyposert.retarget), `complete` (pyposert.complete_cli:
+fashion image completion) and `bench` (pyposert.bench: FPS and per-stage latency).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Optional, Sequence
 
 import pyposert
 
 
-def cmd_info(_: argparse.Namespace) -> int:
+def describe_model(path: str) -> list[str]:
+    """Lines saying what a model file is: kind, task (and which Engine method runs it), model
+    frame, heatmaps, completion parameters, payloads. A bundle is described from its manifest
+    (nothing is run); a bare .onnx is opened with ONNX Runtime on the CPU to read its inputs.
+
+    Raises FileNotFoundError, PlanError (unusable file), BackendUnavailable (a bare .onnx
+    without onnxruntime).
+    """
+    from pyposert.engine import _TASK_METHODS, _load_model
+
+    model = _load_model(path)
+    if model.kind == "raw":
+        return [f"  model       : {model.path} (not a bundle or .onnx: a raw TensorRT engine; its task shows once "
+                f"TensorRT loads it)"]
+    if model.kind == "bundle":
+        b = model.bundle
+        spec = b.input_spec
+        lines = [f"  model       : {model.path} (bundle: {b.model_name} {b.model_version})",
+                 f"  task        : {b.task} (Engine.{_TASK_METHODS[b.task]})",
+                 f"  model frame : {spec.height} x {spec.width}, heatmaps {spec.heatmap.mode} sigma "
+                 f"{spec.heatmap.sigma:g} radius {spec.heatmap.radius:g}"]
+        comp = b.completion_spec
+        payloads = ", ".join(f"{p.name} ({p.kind})" for p in b.payloads) or "none"
+    else:
+        with pyposert.Engine(model.path, backend="onnxruntime", device="cpu", threads=1) as engine:
+            hm = engine.spec.heatmap
+            lines = [f"  model       : {model.path} (bare ONNX)",
+                     f"  task        : {engine.task} (Engine.{_TASK_METHODS[engine.task]})",
+                     f"  model frame : {engine.spec.height} x {engine.spec.width}, heatmaps {hm.mode} sigma "
+                     f"{hm.sigma:g} radius {hm.radius:g} (defaults of a bare file)"]
+            comp = engine.spec.completion
+        payloads = None
+    if comp is not None:
+        lines.append(f"  completion  : garment crops {comp.crop_size} x {comp.crop_size}, latent {comp.latent}, "
+                     f"erase margin {comp.margin:g} + {comp.pad} px")
+    if payloads is not None:
+        lines.append(f"  payloads    : {payloads}")
+    return lines
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    model_lines: list[str] = []
+    if getattr(args, "model", None):
+        from pyposert.errors import BackendUnavailable
+
+        try:
+            model_lines = describe_model(args.model)
+        except (OSError, ValueError, BackendUnavailable) as exc:  # PlanError is a ValueError
+            message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            print(f"pyposert info: error: {message}", file=sys.stderr)
+            return 1
     info = pyposert.build_info()
     print(f"pyposert {info['version']}")
     print(f"  native core : compiled with {info['compiler']}, OpenMP {'on' if info['openmp'] else 'off'}, "
@@ -29,19 +81,26 @@ def cmd_info(_: argparse.Namespace) -> int:
 
     for row in backends_report():
         print(f"  backend {row['name']:<12}: {'yes' if row['available'] else 'no '}  {row['reason']}")
+    for line in model_lines:
+        print(line)
     return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="pyposert", description="real-time human pose transfer")
+    parser = argparse.ArgumentParser(prog="pyposert", description="real-time human pose transfer (and fashion "
+                                                                    "image completion)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="what this machine can run, and why a backend is missing").set_defaults(fn=cmd_info)
+    info = sub.add_parser("info", help="what this machine can run, and why a backend is missing")
+    info.add_argument("--model", help="also describe this model file (.plan bundle, .onnx): task, size, payloads")
+    info.set_defaults(fn=cmd_info)
     from pyposert.bench import add_bench_parser
+    from pyposert.complete_cli import add_complete_parser
     from pyposert.demo import add_demo_parser
     from pyposert.retarget import add_retarget_parser
 
     add_demo_parser(sub)
     add_retarget_parser(sub)
+    add_complete_parser(sub)
     add_bench_parser(sub)
     args = parser.parse_args(argv)
     return int(args.fn(args))

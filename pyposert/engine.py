@@ -25,6 +25,14 @@ model's convention (from the bundle manifest; for a bare ONNX file DESIGN.md's d
 Gaussian, sigma = 6 * H / 256); the network runs on the chosen backend; the output is mapped
 back. Everything that depends only on the photo is computed once in :class:`Source`.
 
+Fashion image completion models (bundle task "completion", :mod:`pyposert.completion`) run
+through :meth:`Engine.complete` instead: erase one garment of a photo (its box, or any mask)
+and get ``samples`` plausible completions, reproducible per ``seed``:
+
+    engine = pyposert.Engine("models/completion.plan")
+    result = engine.complete(photo_bgr, parsing, photo_pose, "top", seed=0, samples=4)
+    result.images[k], result.parsings[k]                      # uint8 [h, w, 3] BGR, uint8 [h, w]
+
 Errors are typed and leave the engine usable: ValueError for bad images and poses,
 :class:`~pyposert.errors.PlanError` for unusable model files,
 :class:`~pyposert.errors.BackendUnavailable` when the requested backend cannot run here.
@@ -40,17 +48,20 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from . import ops
-from .backends import (HEATMAP_INPUTS, OUTPUT_NAME, Backend, DeviceFrames, HeatmapSpec, ModelFile, TensorSpec,
-                       open_backend)
+from . import completion, ops
+from .backends import (COMPLETION_INPUTS, HEATMAP_INPUTS, OUTPUT_NAME, Backend, DeviceFrames, HeatmapSpec, ModelFile,
+                       TensorSpec, open_backend)
+from .bundle import CompletionSpec
 from .errors import PlanError
 from .estimators import MEDIAPIPE_INSTALL_HINT
 from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PoseLike, parse_pose
 
-__all__ = ["Engine", "ModelSpec", "Source", "MIN_IMAGE_SIDE"]
+__all__ = ["Completion", "Engine", "ModelSpec", "Source", "MIN_IMAGE_SIDE", "TASKS"]
 
 MIN_IMAGE_SIDE = 8
 OUTPUT_SIZES = ("source", "model")
+TASKS = ("pose_transfer", "completion")  # what a model does; which Engine method runs it
+_TASK_METHODS = {"pose_transfer": "run() / source()", "completion": "complete()"}
 
 PoseEstimator = Callable[[np.ndarray], Any]
 
@@ -59,13 +70,42 @@ PoseEstimator = Callable[[np.ndarray], Any]
 class ModelSpec:
     """What the network expects: model frame ``height`` x ``width`` (pixels), the heatmap
     convention, and the I/O contract ("heatmaps": 36 heatmap channels are computed here;
-    "keypoints": (x, y) model-pixel keypoints go in, the engine rasterises)."""
+    "keypoints": (x, y) model-pixel keypoints go in, the engine rasterises; "completion":
+    the six inputs of :mod:`pyposert.completion`, with ``completion`` giving the crop size,
+    latent width and erase-region growth)."""
 
     height: int
     width: int
     heatmap: HeatmapSpec
     contract: str
     joints: int = NUM_JOINTS
+    completion: Optional[CompletionSpec] = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What :meth:`Engine.complete` returns: ``samples`` completions of one photo, in sample
+    order (sample k of a seed is the same whatever ``samples`` is).
+
+    Attributes:
+        images: list of uint8 [h, w, 3] BGR, the photo with its erase region completed; every
+            pixel outside ``region`` is exactly the input photo's. With
+            ``output_size="model"``: uint8 [H, W, 3] BGR in the model frame (letterbox bars
+            included), as the network made it (no compositing).
+        parsings: list of uint8 [h, w] class maps (classes 0..7 of
+            :data:`pyposert.completion.PARSING_CLASSES`): the completed parsing, equal to the
+            input parsing outside ``region``; [H, W] model frame for ``output_size="model"``.
+        region: uint8 [h, w] (or [H, W] for "model"), 1 where the photo was erased, else 0.
+        seed: the seed of the noise (sample k used row k of ``completion.noise(seed, ...)``).
+        garment: name of the erased garment ("hat", "top", "bottom", "shoes"), or None when
+            a mask was given without one.
+    """
+
+    images: list
+    parsings: list
+    region: np.ndarray
+    seed: int
+    garment: Optional[str]
 
 
 # ------------------------------------------------------------------ input checks
@@ -180,6 +220,101 @@ def _check_shapes(backend: Backend, spec: ModelSpec, where: str) -> None:
                             f"[B, {', '.join(map(str, want))}] (H x W = {h} x {w})")
 
 
+def _model_task(model: ModelFile, backend: Backend, where: str) -> str:
+    """The model's task: the bundle manifest's (checked against the graph's inputs), or for a
+    bare file the graph's inputs (the completion set -> "completion")."""
+    graph_completion = set(backend.input_spec) == set(COMPLETION_INPUTS)
+    if model.bundle is None:
+        return "completion" if graph_completion else "pose_transfer"
+    task = model.bundle.task
+    if (task == "completion") != graph_completion:
+        raise PlanError(f"{where}: the manifest's task is {task!r} but the network's inputs are "
+                        f"{sorted(backend.input_spec)}" + ("" if graph_completion else
+                                                           f" (a completion network takes {list(COMPLETION_INPUTS)})"))
+    return task
+
+
+def _fixed_dims(backend: Backend, name: str, rank: int, where: str) -> tuple[int, ...]:
+    """The non-batch dimensions of input ``name``, all fixed (PlanError otherwise)."""
+    spec = backend.input_spec[name]
+    dims = spec.shape[1:]
+    if len(spec.shape) != rank or any(d is None for d in dims):
+        raise PlanError(f"{where}: {spec.describe()} must have rank {rank} with fixed dimensions after the batch axis "
+                        f"to run without a bundle manifest")
+    return tuple(int(d) for d in dims)  # type: ignore[arg-type]
+
+
+def _completion_model_spec(model: ModelFile, backend: Backend, where: str) -> ModelSpec:
+    """The completion ModelSpec: from the manifest (nothing guessed), or for a bare file from
+    the graph (H, W of masked_image, S of garment_crops, Z of noise) with DESIGN.md's Gaussian
+    (sigma = 6 * H / 256) and completion.DEFAULT_MARGIN / DEFAULT_PAD."""
+    if model.kind == "bundle":
+        height, width, heatmap = _bundle_spec(model)
+        comp = model.bundle.completion_spec
+    else:
+        _, height, width = _fixed_dims(backend, "masked_image", 4, where)
+        _, size, size_x = _fixed_dims(backend, "garment_crops", 4, where)
+        if size != size_x:
+            raise PlanError(f"{where}: garment_crops must be square [B, 12, S, S], got "
+                            f"{backend.input_spec['garment_crops'].describe()}")
+        _, latent = _fixed_dims(backend, "noise", 3, where)
+        heatmap = HeatmapSpec("gaussian", 6.0 * height / 256.0, 4.0)  # DESIGN.md's convention
+        comp = CompletionSpec(size, latent, completion.DEFAULT_MARGIN, completion.DEFAULT_PAD)
+    return ModelSpec(height, width, heatmap, "completion", completion=comp)
+
+
+def _check_completion_shapes(backend: Backend, spec: ModelSpec, where: str) -> None:
+    """A completion network's tensors must agree with the spec (PlanError naming both)."""
+    h, w, k = spec.height, spec.width, spec.joints
+    comp = spec.completion
+    assert comp is not None
+    size, classes = comp.crop_size, completion.NUM_CLASSES
+    expected = {"masked_image": (3, h, w), "masked_parsing": (classes, h, w), "erase_mask": (1, h, w),
+                "pose_heatmaps": (k, h, w), "garment_crops": (completion.CROP_CHANNELS, size, size),
+                "noise": (2, comp.latent), "parsing": (classes, h, w), OUTPUT_NAME: (3, h, w)}
+    tensors = list(backend.input_spec.values()) + [backend.output_spec[n] for n in completion.COMPLETION_OUTPUTS]
+    for tensor in tensors:
+        want = expected[tensor.name]
+        got = tensor.shape[1:]
+        if len(got) != len(want) or any(g is not None and g != e for g, e in zip(got, want)):
+            raise PlanError(f"{where}: {tensor.describe()} does not match the model spec "
+                            f"[B, {', '.join(map(str, want))}] (H x W = {h} x {w}, crop size {size}, "
+                            f"latent {comp.latent})")
+
+
+def _check_count(value: Any, name: str) -> int:
+    """An integer >= 1 (not a bool), or ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_mask(mask: Any, size: tuple[int, int]) -> np.ndarray:
+    """A user erase mask: bool or integer [h, w] of the photo's size, nonzero = erase, not
+    empty. Returns uint8 [h, w] 0/1."""
+    if isinstance(mask, np.ndarray) and mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if isinstance(mask, np.ndarray) and not (mask.dtype == np.bool_ or np.issubdtype(mask.dtype, np.integer)):
+        raise ValueError(f"mask must be uint8 or bool [h, w] (nonzero = erase), got dtype {mask.dtype}")
+    completion.region_box(mask, size)  # shape and emptiness, with their messages
+    return (mask != 0).astype(np.uint8)
+
+
+def _model_box(box: "completion.Box", lb: ops.Letterbox) -> "completion.Box":
+    """A photo box -> the model-frame box covering it. Pixel edges map as e * scale + box
+    offset (Letterbox.to_model's pixel-centre map, on edges); the start is floored and the end
+    ceiled so every model pixel the photo box touches is erased; clipped to the letterbox's
+    content box and never empty (a thin box still erases one model pixel)."""
+    sx, sy = lb.scale
+    y_lo, y_hi = lb.box_y, lb.box_y + lb.box_height
+    x_lo, x_hi = lb.box_x, lb.box_x + lb.box_width
+    y0 = min(max(int(np.floor(box.y0 * sy + lb.box_y)), y_lo), y_hi - 1)
+    x0 = min(max(int(np.floor(box.x0 * sx + lb.box_x)), x_lo), x_hi - 1)
+    y1 = min(max(int(np.ceil(box.y1 * sy + lb.box_y)), y0 + 1), y_hi)
+    x1 = min(max(int(np.ceil(box.x1 * sx + lb.box_x)), x0 + 1), x_hi)
+    return completion.Box(y0, x0, y1, x1)
+
+
 def default_estimator(static_image_mode: bool = False) -> Optional[PoseEstimator]:
     """The MediaPipe pose estimator of the ``pyposert[pose]`` extra, or None when mediapipe
     cannot be imported here (see :mod:`pyposert.estimators`).
@@ -201,11 +336,15 @@ NO_POSE_ESTIMATOR = ("no pose estimator is installed: install the MediaPipe extr
 
 # ------------------------------------------------------------------ Engine
 class Engine:
-    """Pose transfer on one model, with the best backend this machine has.
+    """Pose transfer (:meth:`run`, :meth:`source`) or fashion image completion
+    (:meth:`complete`) on one model, with the best backend this machine has. Which one the
+    model does is its :attr:`task`.
 
     Args:
-        path: a ``.plan`` bundle, a bare ``.onnx`` (heatmap contract; size from the graph,
-            heatmaps Gaussian with sigma = 6 * H / 256), or a raw TensorRT engine file
+        path: a ``.plan`` bundle, a bare ``.onnx`` (heatmap or completion contract; size from
+            the graph, heatmaps Gaussian with sigma = 6 * H / 256; a completion graph's crop
+            size and latent width from its garment_crops / noise inputs, the erase-region
+            growth completion.DEFAULT_MARGIN / DEFAULT_PAD), or a raw TensorRT engine file
             (TensorRT backend only).
         backend: "auto" (TensorRT -> torch on CUDA -> ONNX Runtime) | "tensorrt" | "torch" |
             "onnxruntime".
@@ -232,17 +371,26 @@ class Engine:
         self._model = _load_model(path)
         self._backend = open_backend(self._model, backend, device, threads)
         where = self._model.path.name
-        if self._model.kind == "bundle":
-            height, width, heatmap = _bundle_spec(self._model)
+        self._task = _model_task(self._model, self._backend, where)
+        if self._task == "completion":
+            self.spec = _completion_model_spec(self._model, self._backend, where)
+            _check_completion_shapes(self._backend, self.spec, where)
+            first = "masked_image"
         else:
-            height, width = _graph_size(self._backend, self._model.path)
-            heatmap = HeatmapSpec("gaussian", 6.0 * height / 256.0, 4.0)  # DESIGN.md's convention
-        contract = "heatmaps" if set(self._backend.input_spec) == set(HEATMAP_INPUTS) else "keypoints"
-        self.spec = ModelSpec(height, width, heatmap, contract)
-        _check_shapes(self._backend, self.spec, where)
-        batch = self._backend.input_spec["source_image"].shape[0]
+            if self._model.kind == "bundle":
+                height, width, heatmap = _bundle_spec(self._model)
+            else:
+                height, width = _graph_size(self._backend, self._model.path)
+                heatmap = HeatmapSpec("gaussian", 6.0 * height / 256.0, 4.0)  # DESIGN.md's convention
+            contract = "heatmaps" if set(self._backend.input_spec) == set(HEATMAP_INPUTS) else "keypoints"
+            self.spec = ModelSpec(height, width, heatmap, contract)
+            _check_shapes(self._backend, self.spec, where)
+            first = "source_image"
+        batch = self._backend.input_spec[first].shape[0]
         self.max_batch: int = batch or int(getattr(self._backend, "max_batch", 0) or 1 << 16)
-        self._on_device = self._backend.device != "cpu" and isinstance(self._backend, DeviceFrames)
+        # The device-frame path (load_source / render) is pose transfer only.
+        self._on_device = (self._task == "pose_transfer" and self._backend.device != "cpu"
+                           and isinstance(self._backend, DeviceFrames))
         # The default estimator is made on first need (a MediaPipe graph costs time and memory
         # that callers passing source poses never use), owned and closed by the Engine, and
         # called under a lock: MediaPipe graphs are not thread-safe.
@@ -272,9 +420,22 @@ class Engine:
         """The bundle's manifest (None for bare files)."""
         return None if self._model.bundle is None else self._model.bundle.manifest
 
+    @property
+    def task(self) -> str:
+        """What the model does: "pose_transfer" (:meth:`run`, :meth:`source`) or "completion"
+        (:meth:`complete`)."""
+        return self._task
+
     def __repr__(self) -> str:
+        task = "" if self._task == "pose_transfer" else f", task={self._task!r}"
         return (f"Engine({str(self._model.path)!r}, backend={self.backend!r}, device={self.device!r}, "
-                f"size={self.spec.height}x{self.spec.width})")
+                f"size={self.spec.height}x{self.spec.width}{task})")
+
+    def _require_task(self, task: str, method: str) -> None:
+        """ValueError naming the method this model supports when ``method`` is not for it."""
+        if self._task != task:
+            raise ValueError(f"{method} needs a {task} model; {self._model.path.name} is a {self._task} model: "
+                             f"use Engine.{_TASK_METHODS[self._task]}")
 
     def close(self) -> None:
         """Release the backend (sessions, GPU memory) and the default pose estimator."""
@@ -308,7 +469,9 @@ class Engine:
             uint8 [h, w, 3] BGR (or [H, W, 3]).
 
         For a video, use :meth:`source` once and :meth:`Source.run` per frame.
+        ValueError on a completion model (use :meth:`complete`).
         """
+        self._require_task("pose_transfer", "Engine.run()")
         return self.source(image, source_pose).run(pose, pose_size=target_size, output_size=output_size)
 
     def source(self, image: np.ndarray, source_pose: Optional[PoseLike] = None) -> "Source":
@@ -317,8 +480,10 @@ class Engine:
 
         image: uint8 [h, w, 3] BGR; source_pose: its pose in its pixels, (x, y) first; None:
         the pose estimator's (ValueError "no person found in the source photo" when it finds
-        nobody or every joint is missing; ValueError when there is no estimator).
+        nobody or every joint is missing; ValueError when there is no estimator). ValueError on
+        a completion model (use :meth:`complete`).
         """
+        self._require_task("pose_transfer", "Engine.source()")
         image = check_image(image)
         if source_pose is None:
             keypoints = self._estimate_source_pose(image)
@@ -348,6 +513,106 @@ class Engine:
                              f"pass its keypoints yourself: --source-pose FILE on the command line, source_pose= "
                              f"in Python")
         return keypoints
+
+    # ---------------------------------------------------------------- completion
+    def complete(self, image: np.ndarray, parsing: np.ndarray, pose: PoseLike, garment: Optional[str] = "top", *,
+                 mask: Optional[np.ndarray] = None, seed: int = 0, samples: int = 1,
+                 output_size: str = "source") -> Completion:
+        """Erase one garment of a photo (or a masked region) and complete it, ``samples`` times.
+
+        Args:
+            image: uint8 [h, w, 3] BGR photo of the person (h, w >= 8).
+            parsing: integer [h, w] class map of the photo, classes 0..7
+                (:data:`pyposert.completion.PARSING_CLASSES`).
+            pose: the person's pose in the photo's pixels: (18, 2|3) (x, y[, confidence]) or
+                OpenPose JSON (anything :func:`pyposert.poses.parse_pose` accepts); at least
+                one joint present.
+            garment: "hat" | "top" | "bottom" | "shoes": its box in ``parsing``, grown by the
+                model's margin and pad, is erased (ValueError when the parsing has none). With
+                ``mask`` it may be None; when given it only decides which garment crop is left
+                out (the one to be replaced).
+            mask: uint8 or bool [h, w], nonzero = erase: the region to complete instead of the
+                garment's box.
+            seed: integer >= 0; sample k uses row k of ``completion.noise(seed, samples, Z)``,
+                so it is the same for every ``samples`` > k, on every machine and backend.
+            samples: how many completions (integer >= 1); run in batches of ``max_batch``.
+            output_size: "source" (photo size, composited: outside the region every pixel is
+                the photo's) or "model" (model frame H x W, as the network made it).
+
+        Returns:
+            :class:`Completion` (images, parsings, region, seed, garment).
+
+        Raises:
+            ValueError: bad image, parsing, pose, garment, mask, seed, samples or
+                output_size (the engine stays usable), or a pose-transfer model (use
+                :meth:`run`).
+        """
+        self._require_task("completion", "Engine.complete()")
+        spec = self.spec
+        comp = spec.completion
+        assert comp is not None
+        unletterbox = _check_output_size(output_size)
+        samples = _check_count(samples, "samples")
+        noise = completion.noise(seed, samples, comp.latent)  # validates seed
+        image = check_image(image)
+        h, w = int(image.shape[0]), int(image.shape[1])
+        labels = completion.check_parsing(parsing, (h, w))
+        if garment is None and mask is None:
+            raise ValueError(f"give the garment to erase (one of {completion.GARMENTS}) or a mask of the region")
+        cls = None if garment is None else completion.garment_class(garment)
+        keypoints = parse_pose(pose, min_confidence=self.min_confidence, name="pose")
+        if (keypoints < 0).all():
+            raise ValueError("pose has no joint present (every joint missing); the completion network needs the "
+                             "person's pose in the photo's pixels")
+        if mask is None:
+            box = completion.garment_box(labels, cls, comp.margin, comp.pad)
+            region = completion.box_mask(box, h, w)
+        else:
+            region = _check_mask(mask, (h, w))
+            box = completion.region_box(region, (h, w))
+
+        # Model-frame inputs (one photo; repeated over the batch below).
+        height, width = spec.height, spec.width
+        lb = ops.letterbox(h, w, height, width)
+        erase = np.zeros((height, width), np.uint8)
+        model_region = None if mask is None else completion.letterbox_labels(region, lb)
+        if model_region is None or not model_region.any():  # a box, or a mask too thin to survive resampling
+            erase[_model_box(box, lb).slices()] = 1
+        else:
+            erase = model_region
+        keep = (1 - erase).astype(np.float32)
+        model_image, _ = ops.to_model_input(image, height, width)
+        onehot = completion.one_hot(completion.letterbox_labels(labels, lb))
+        kp = _to_model(lb, keypoints)
+        maps = ops.heatmaps(kp[None], height, width, mode=spec.heatmap.mode, sigma=spec.heatmap.sigma,
+                            radius=spec.heatmap.radius)
+        rgb = np.ascontiguousarray(image[:, :, ::-1])
+        crops = completion.garment_crops(rgb, labels, comp.crop_size, exclude=cls)
+        one = {"masked_image": model_image * keep, "masked_parsing": onehot * keep,
+               "erase_mask": erase.astype(np.float32)[None], "pose_heatmaps": maps[0], "garment_crops": crops}
+
+        images: list[np.ndarray] = []
+        parsings: list[np.ndarray] = []
+        inside = region.astype(bool)
+        inputs = self._backend.input_spec
+        for start in range(0, samples, self.max_batch):
+            rows = noise[start:start + self.max_batch]
+            n = len(rows)
+            feeds = {name: np.ascontiguousarray(np.repeat(value[None], n, axis=0), dtype=inputs[name].dtype)
+                     for name, value in one.items()}
+            feeds["noise"] = np.ascontiguousarray(rows, dtype=inputs["noise"].dtype)
+            out = self._backend.run(feeds)  # this thread's buffers: consumed before the next run
+            for b in range(n):
+                picture = ops.from_model_output(np.ascontiguousarray(out[OUTPUT_NAME][b]), lb,
+                                                unletterbox=unletterbox)
+                classes = np.ascontiguousarray(out["parsing"][b].argmax(axis=0).astype(np.uint8))
+                if unletterbox:
+                    np.copyto(picture, image, where=~inside[:, :, None])  # outside the region: the photo, exactly
+                    classes = np.where(inside, completion.letterbox_labels(classes, lb, unletterbox=True), labels)
+                images.append(picture)
+                parsings.append(np.ascontiguousarray(classes, dtype=np.uint8))
+        name = None if cls is None else completion.PARSING_CLASSES[cls]
+        return Completion(images, parsings, region if unletterbox else erase.astype(np.uint8), int(seed), name)
 
     # ---------------------------------------------------------------- internals for Source
     def _target(self, pose: PoseLike, box: ops.Letterbox, pose_size: Optional[tuple[int, int]]) -> np.ndarray:

@@ -429,12 +429,15 @@ def add_retarget_parser(subparsers: Any) -> None:
     p.set_defaults(fn=cmd_retarget)
 
 
-def _load_source_pose(path: Optional[str]) -> Any:
+def _load_source_pose(path: Optional[str], flag: str = "--source-pose") -> Any:
+    """A pose file given on the command line (``flag`` names it in errors): .npy -> the
+    array ((18, 2|3) (x, y[, confidence]) pixels), else the path (OpenPose .json, parsed and
+    checked by the engine); None -> None. FileNotFoundError when missing."""
     if path is None:
         return None
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"--source-pose not found: {p}")
+        raise FileNotFoundError(f"{flag} not found: {p}")
     if p.suffix.lower() == ".npy":
         return np.load(p, allow_pickle=False)
     return p  # OpenPose .json: parsed (and checked) by the engine

@@ -45,3 +45,62 @@ def export_generator_onnx(generator: Any, path: Path, height: int, width: int) -
                           dynamic_axes={n: {0: "batch"} for n in ("source_image", "pose_heatmaps", "image")},
                           opset_version=17, dynamo=False)
     return path
+
+
+def completion_stub_onnx(path: Path, height: int, width: int, crop: int = 16, latent: int = 8,
+                         batch: Any = "batch") -> Path:
+    """A stub with the completion contract (pyposert.completion) in which every input matters:
+
+        raw     = Tanh(noise[:, 1, :3] (per channel) + max over the 18 pose heatmaps
+                       + mean of garment_crops)                         [B, 3, H, W]
+        logits  = noise[:, 0, :8] (per class) + 4 x max pose heatmap x onehot(class 5, "top")
+                  + mean of garment_crops                                [B, 8, H, W]
+        image   = masked_image + erase_mask * raw
+        parsing = masked_parsing + erase_mask * Softmax(logits, axis=1)
+
+    so outside the erase region both outputs equal their inputs, as the contract says.
+    ``latent`` must be >= 8; ``batch`` an int fixes the batch axis.
+    """
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    assert latent >= 8
+
+    def value(name: str, dims: list[Any]) -> Any:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch] + dims)
+
+    inputs = [value("masked_image", [3, height, width]), value("masked_parsing", [8, height, width]),
+              value("erase_mask", [1, height, width]), value("pose_heatmaps", [18, height, width]),
+              value("garment_crops", [12, crop, crop]), value("noise", [2, latent])]
+    outputs = [value("parsing", [8, height, width]), value("image", [3, height, width])]
+    top = np.zeros((1, 8, 1, 1), np.float32)
+    top[0, 5] = 4.0
+    inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
+             {"s_tex": [1, 0], "e_tex": [2, 3], "s_shape": [0, 0], "e_shape": [1, 8], "axes12": [1, 2],
+              "rgb_shape": [-1, 3, 1, 1], "cls_shape": [-1, 8, 1, 1]}.items()]
+    inits.append(numpy_helper.from_array(top, "top_gain"))
+    nodes = [
+        helper.make_node("Slice", ["noise", "s_tex", "e_tex", "axes12"], ["tex"]),        # [B, 1, 3]
+        helper.make_node("Reshape", ["tex", "rgb_shape"], ["tex4"]),                       # [B, 3, 1, 1]
+        helper.make_node("Slice", ["noise", "s_shape", "e_shape", "axes12"], ["shape"]),  # [B, 1, 8]
+        helper.make_node("Reshape", ["shape", "cls_shape"], ["shape4"]),                   # [B, 8, 1, 1]
+        helper.make_node("ReduceMax", ["pose_heatmaps"], ["pose_max"], axes=[1], keepdims=1),  # [B, 1, H, W]
+        helper.make_node("ReduceMean", ["garment_crops"], ["crop_mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Add", ["tex4", "pose_max"], ["raw0"]),
+        helper.make_node("Add", ["raw0", "crop_mean"], ["raw1"]),
+        helper.make_node("Tanh", ["raw1"], ["raw"]),
+        helper.make_node("Mul", ["erase_mask", "raw"], ["raw_in"]),
+        helper.make_node("Add", ["masked_image", "raw_in"], ["image"]),
+        helper.make_node("Mul", ["pose_max", "top_gain"], ["pose_top"]),                  # [B, 8, H, W]
+        helper.make_node("Add", ["shape4", "pose_top"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "crop_mean"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+        helper.make_node("Mul", ["erase_mask", "probs"], ["probs_in"]),
+        helper.make_node("Add", ["masked_parsing", "probs_in"], ["parsing"]),
+    ]
+    graph = helper.make_graph(nodes, "stub_completion", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

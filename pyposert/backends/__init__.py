@@ -5,13 +5,17 @@ Every backend looks alike from the Engine's side (:class:`Backend`): ``name``, `
 on host numpy arrays. GPU backends may also keep the whole frame on the device
 (:class:`DeviceFrames`: upload, letterbox, heatmaps, network, back to uint8 in one CUDA graph).
 
-Two model I/O contracts exist (both: batch first, float32 unless an engine says otherwise):
+Three model I/O contracts exist (all: batch first, float32 unless an engine says otherwise):
 
 - heatmaps (``model.onnx``, payload kind "onnx"): ``source_image`` [B, 3, H, W] RGB in [-1, 1],
   ``pose_heatmaps`` [B, 36, H, W] (18 source channels, then 18 target) -> ``image`` [B, 3, H, W];
 - keypoints (``model_pyposert.onnx`` / TensorRT engines): ``source_image`` [B, 3, H, W],
   ``source_keypoints`` and ``target_keypoints`` [B, 18, 2] (x, y) model pixels, missing -1 ->
-  ``image``; the heatmaps are rasterised inside the engine.
+  ``image``; the heatmaps are rasterised inside the engine;
+- completion (fashion image completion, :mod:`pyposert.completion`): ``masked_image``,
+  ``masked_parsing``, ``erase_mask``, ``pose_heatmaps`` [B, 18, H, W], ``garment_crops``,
+  ``noise`` -> ``parsing`` [B, 8, H, W] and ``image`` [B, 3, H, W]. Host arrays only: no
+  backend has a device-frame path (:class:`DeviceFrames`) for it.
 
 Priority for ``backend="auto"``: TensorRT (GPU) -> torch on CUDA -> ONNX Runtime (CPU).
 Nothing here imports torch, tensorrt or onnxruntime at module import time.
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence, r
 
 import numpy as np
 
+from ..completion import COMPLETION_INPUTS, COMPLETION_OUTPUTS
 from ..errors import BackendUnavailable, PlanError
 
 if TYPE_CHECKING:
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTO_ORDER",
     "BACKEND_NAMES",
+    "COMPLETION_INPUTS",
+    "COMPLETION_OUTPUTS",
     "HEATMAP_INPUTS",
     "KEYPOINT_INPUTS",
     "OUTPUT_NAME",
@@ -232,7 +239,8 @@ def module_installed(name: str) -> bool:
 
 
 def check_contract(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], where: str) -> str:
-    """Which I/O contract a model follows: "heatmaps" or "keypoints" (PlanError otherwise)."""
+    """Which I/O contract a model follows: "heatmaps", "keypoints" or "completion" (by its
+    input names, as a set); PlanError otherwise or when an output it needs is missing."""
     names = tuple(sorted(s.name for s in inputs))
     out_names = [s.name for s in outputs]
     if OUTPUT_NAME not in out_names:
@@ -241,6 +249,12 @@ def check_contract(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], 
         return "heatmaps"
     if names == tuple(sorted(KEYPOINT_INPUTS)):
         return "keypoints"
+    if names == tuple(sorted(COMPLETION_INPUTS)):
+        missing = [n for n in COMPLETION_OUTPUTS if n not in out_names]
+        if missing:
+            raise PlanError(f"{where}: a completion model must output {list(COMPLETION_OUTPUTS)}, "
+                            f"got {out_names} (missing {missing})")
+        return "completion"
     raise PlanError(
-        f"{where}: inputs must be {list(HEATMAP_INPUTS)} (heatmap models) or {list(KEYPOINT_INPUTS)} "
-        f"(keypoint models), got {[s.describe() for s in inputs]}")
+        f"{where}: inputs must be {list(HEATMAP_INPUTS)} (heatmap models), {list(KEYPOINT_INPUTS)} "
+        f"(keypoint models) or {list(COMPLETION_INPUTS)} (completion models), got {[s.describe() for s in inputs]}")

@@ -1,7 +1,9 @@
 """ONNX Runtime backend: the first-class CPU path (and ONNX Runtime's CUDA provider on request).
 
 Runs the standard-op ``model.onnx`` (heatmap contract: ``source_image`` [B, 3, H, W] RGB in
-[-1, 1] + ``pose_heatmaps`` [B, 36, H, W] -> ``image`` [B, 3, H, W] in [-1, 1], float32).
+[-1, 1] + ``pose_heatmaps`` [B, 36, H, W] -> ``image`` [B, 3, H, W] in [-1, 1], float32; or the
+completion contract of :mod:`pyposert.completion`: six inputs -> ``parsing`` and ``image``).
+Nothing below depends on the contract: inputs and outputs are bound by name.
 
 Tuned for latency at batch 1: all graph optimisations, sequential execution (one frame's
 operators one after another; the parallelism is inside each operator, on ``threads`` intra-op

@@ -18,6 +18,10 @@ by pyposert's CUDA kernel):
         replayed; it is recaptured when the batch size, the source size or the output size
         changes.
 
+A completion engine (the six inputs of :mod:`pyposert.completion` -> ``parsing``, ``image``)
+runs through the generic host path, ``run(feeds)``: every tensor is bound by name, so nothing
+there knows the contract; its device-frame path (load_source / render) is pose transfer only.
+
 One execution context and one private non-default stream per backend (per Engine); a lock
 serialises callers, since a context runs one inference at a time. pyposert.ops runs on
 device memory through :class:`DeviceArray`, a cudaMalloc'd buffer exposing
@@ -271,8 +275,9 @@ class TensorRTBackend:
             else:
                 self.output_spec[name] = spec
         self.contract = check_contract(list(self.input_spec.values()), list(self.output_spec.values()), where)
-        first = self.input_spec["source_image"]
-        self.max_batch = first.shape[0] or int(engine.get_tensor_profile_shape("source_image", 0)[2][0])
+        # The batch axis is shared by every input: read it off the contract's image input.
+        first = self.input_spec["masked_image" if self.contract == "completion" else "source_image"]
+        self.max_batch = first.shape[0] or int(engine.get_tensor_profile_shape(first.name, 0)[2][0])
         self._lock = threading.Lock()
         self._slots: dict[int, _Slot] = {}
         self._bound_batch: Optional[int] = None
@@ -374,6 +379,8 @@ class TensorRTBackend:
     def load_source(self, image: np.ndarray, box: "Letterbox", source_keypoints: np.ndarray,
                     heatmap: HeatmapSpec) -> _DeviceSource:
         """image: uint8 [h, w, 3] BGR; source_keypoints: float32 (18, 2) (x, y) model pixels."""
+        if self.contract == "completion":
+            raise RuntimeError("a completion engine has no device-frame path: run it with run(feeds)")
         cudart = self._cudart
         h, w = box.height, box.width
         image = np.ascontiguousarray(image)
@@ -398,6 +405,8 @@ class TensorRTBackend:
 
     def render(self, source: _DeviceSource, target_keypoints: np.ndarray, *, unletterbox: bool) -> list[np.ndarray]:
         """target_keypoints: float32 [B, 18, 2] (x, y) model pixels -> B uint8 [h, w, 3] BGR."""
+        if self.contract == "completion":
+            raise RuntimeError("a completion engine has no device-frame path: run it with run(feeds)")
         tgt = np.ascontiguousarray(target_keypoints, dtype=np.float32)
         with self._lock:
             self._enter()

@@ -6,8 +6,10 @@ and on the CPU for parity checks (fp32, only when asked for by name: ``backend="
 
 The program follows one of the model contracts of :mod:`pyposert.backends` (by its input
 names: ``source_image`` + ``pose_heatmaps``, or ``source_image`` + ``source_keypoints`` +
-``target_keypoints``). A bundle without a torch-export payload cannot run here: the network
-is never rebuilt from Python code at load time.
+``target_keypoints``, or the six completion inputs of :mod:`pyposert.completion`, whose
+program returns ``(parsing, image)``). A bundle without a torch-export payload cannot run
+here: the network is never rebuilt from Python code at load time. Completion programs run
+on host arrays only (no device-frame path).
 
 Programs exported from the training code contain the custom op ``pyposert::attention``;
 when the training package has not registered it in this process, this module registers it
@@ -30,8 +32,8 @@ import numpy as np
 
 from .. import ops
 from ..errors import BackendUnavailable, PlanError
-from . import (HEATMAP_INPUTS, KEYPOINT_INPUTS, OUTPUT_NAME, HeatmapSpec, ModelFile, TensorSpec, check_contract,
-               module_installed, parse_device)
+from . import (COMPLETION_INPUTS, HEATMAP_INPUTS, KEYPOINT_INPUTS, OUTPUT_NAME, HeatmapSpec, ModelFile, TensorSpec,
+               check_contract, module_installed, parse_device)
 
 if TYPE_CHECKING:
     from ..ops import Letterbox
@@ -164,15 +166,17 @@ class TorchBackend:
             raise PlanError(f"torch cannot load the program {where}: {type(exc).__name__}: {exc}") from None
         user_inputs = list(ep.graph_signature.user_inputs)
         nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-        if set(user_inputs) in (set(HEATMAP_INPUTS), set(KEYPOINT_INPUTS)):
+        if set(user_inputs) in (set(HEATMAP_INPUTS), set(KEYPOINT_INPUTS), set(COMPLETION_INPUTS)):
             names = user_inputs  # the contract's names, in the program's argument order
         elif len(user_inputs) == 2:  # exported from forward(source, pose) with other argument names
             names = list(HEATMAP_INPUTS)
         elif len(user_inputs) == 3:
             names = list(KEYPOINT_INPUTS)
+        elif len(user_inputs) == len(COMPLETION_INPUTS):  # forward(masked_image, ..., noise), other names
+            names = list(COMPLETION_INPUTS)
         else:
-            raise PlanError(f"{where}: expected 2 or 3 inputs ({list(HEATMAP_INPUTS)} or {list(KEYPOINT_INPUTS)}), "
-                            f"got {user_inputs}")
+            raise PlanError(f"{where}: expected 2, 3 or {len(COMPLETION_INPUTS)} inputs ({list(HEATMAP_INPUTS)}, "
+                            f"{list(KEYPOINT_INPUTS)} or {list(COMPLETION_INPUTS)}), got {user_inputs}")
         self._order = names  # argument order of the program
         self.input_spec = {}
         for name, node_name in zip(names, user_inputs):
@@ -180,8 +184,16 @@ class TorchBackend:
             # A batch axis exported as static stays fixed (the Engine then runs batches in
             # chunks of that size); a dynamic one is None.
             self.input_spec[name] = TensorSpec(name, shape or (None,), "float32")
-        image = self.input_spec["source_image"].shape
-        self.output_spec = {OUTPUT_NAME: TensorSpec(OUTPUT_NAME, (image[0], 3) + tuple(image[2:4]), "float32")}
+        if set(names) == set(COMPLETION_INPUTS):
+            # The program returns (parsing, image): completion.COMPLETION_OUTPUTS order.
+            image = self.input_spec["masked_image"].shape
+            parsing = self.input_spec["masked_parsing"].shape
+            self.output_spec = {
+                "parsing": TensorSpec("parsing", (image[0],) + tuple(parsing[1:4]), "float32"),
+                OUTPUT_NAME: TensorSpec(OUTPUT_NAME, (image[0], 3) + tuple(image[2:4]), "float32")}
+        else:
+            image = self.input_spec["source_image"].shape
+            self.output_spec = {OUTPUT_NAME: TensorSpec(OUTPUT_NAME, (image[0], 3) + tuple(image[2:4]), "float32")}
         self.contract = check_contract(list(self.input_spec.values()), list(self.output_spec.values()), where)
 
         self.device = device
@@ -216,7 +228,7 @@ class TorchBackend:
         if not self._cuda:
             with torch.inference_mode():
                 out = self._module(*[torch.from_numpy(a) for a in arrays])
-            return {OUTPUT_NAME: out.float().numpy()}
+            return {n: t.float().numpy() for n, t in zip(self.output_spec, self._output_tensors(out))}
         with self._lock:
             graph = self._host_graph(arrays)
             for host, array in zip(graph.host_inputs, arrays):
@@ -224,7 +236,21 @@ class TorchBackend:
             with torch.cuda.stream(self._stream):
                 graph.graph.replay()
             self._stream.synchronize()
-            return {OUTPUT_NAME: graph.host_output.numpy().copy()}
+            return {n: t.numpy().copy() for n, t in zip(self.output_spec, graph.host_outputs)}
+
+    def _output_tensors(self, out: Any) -> list[Any]:
+        """The program's result as a list in ``output_spec`` order: one tensor (pose transfer),
+        or a (parsing, image) tuple / list or a dict keyed by output name (completion)."""
+        if isinstance(out, dict):
+            missing = [n for n in self.output_spec if n not in out]
+            if missing:
+                raise RuntimeError(f"the torch program returned {sorted(out)}, expected {list(self.output_spec)}")
+            return [out[n] for n in self.output_spec]
+        items = list(out) if isinstance(out, (tuple, list)) else [out]
+        if len(items) != len(self.output_spec):
+            raise RuntimeError(f"the torch program returned {len(items)} tensors, expected {len(self.output_spec)} "
+                               f"({list(self.output_spec)})")
+        return items
 
     def close(self) -> None:
         """Release the module and captured graphs."""
@@ -243,16 +269,17 @@ class TorchBackend:
         graph.host_inputs = [torch.empty(a.shape, dtype=torch.float32, pin_memory=True) for a in arrays]
         graph.device_inputs = {n: torch.empty(a.shape, dtype=self._input_dtype(n), device=self.device)
                                for a, n in zip(arrays, self._order)}
-        shape = arrays[self._order.index("source_image")].shape
-        graph.host_output = torch.empty((shape[0], 3, shape[2], shape[3]), dtype=torch.float32, pin_memory=True)
+        batch = arrays[0].shape[0]
+        graph.host_outputs = [torch.empty((batch,) + tuple(s.shape[1:]), dtype=torch.float32, pin_memory=True)
+                              for s in self.output_spec.values()]
         for host, array in zip(graph.host_inputs, arrays):
             host.numpy()[...] = array
 
         def body() -> None:
             for dev, host in zip(graph.device_inputs.values(), graph.host_inputs):
                 dev.copy_(host, non_blocking=True)
-            out = self._forward(graph.device_inputs)
-            graph.host_output.copy_(out.float(), non_blocking=True)
+            for host, out in zip(graph.host_outputs, self._forward_all(graph.device_inputs)):
+                host.copy_(out.float(), non_blocking=True)
 
         self._capture(graph, body)
         self._remember(key, graph)
@@ -263,13 +290,19 @@ class TorchBackend:
         # take the network's precision.
         return self._torch.float32 if name.endswith("keypoints") else self._dtype
 
-    def _forward(self, inputs: dict[str, Any]) -> Any:
-        """Run the module on device tensors named by the contract."""
+    def _forward_all(self, inputs: dict[str, Any]) -> list[Any]:
+        """Run the module on device tensors named by the contract; its outputs in
+        ``output_spec`` order, NCHW-contiguous."""
         torch = self._torch
         args = [inputs[n] for n in self._order]
         args = [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in args]
         with torch.inference_mode():
-            return self._module(*args).contiguous()  # NCHW again: our output kernel reads [3, H, W]
+            # NCHW again: our output kernel reads [3, H, W]
+            return [t.contiguous() for t in self._output_tensors(self._module(*args))]
+
+    def _forward(self, inputs: dict[str, Any]) -> Any:
+        """The ``image`` output of :meth:`_forward_all` (the pose-transfer frame path)."""
+        return self._forward_all(inputs)[list(self.output_spec).index(OUTPUT_NAME)]
 
     def _capture(self, graph: "_Graph", body: Any) -> None:
         """Warm up (cuDNN algorithm choice, lazy module loading) off-graph, then capture."""
@@ -299,6 +332,8 @@ class TorchBackend:
         """
         if not self._cuda:
             raise RuntimeError("load_source needs the CUDA torch backend")
+        if self.contract == "completion":
+            raise RuntimeError("a completion program has no device-frame path: run it with run(feeds)")
         torch = self._torch
         h, w = box.height, box.width
         with self._lock, torch.cuda.stream(self._stream):
@@ -406,6 +441,7 @@ class _Graph:
     graph: Any = None
     host_inputs: list[Any] = field(default_factory=list)
     device_inputs: dict[str, Any] = field(default_factory=dict)  # contract name -> device tensor
-    host_output: Any = None
+    host_output: Any = None  # the frame path's uint8 pixels
+    host_outputs: list[Any] = field(default_factory=list)  # the host path's outputs, output_spec order
     body: Any = None
     active: Any = None  # weakref to the source whose tensors are in device_inputs
