@@ -130,6 +130,20 @@ def export_bundle(checkpoint: str | Path, output: str | Path, *, fp16: bool = Fa
     steps = 5 + int(fp16) + int(torch_export) + int(tensorrt)
     bar = _Progress(steps, progress)
     payloads: dict[str, tuple[str, bytes, dict[str, Any]]] = {}
+    from training.train_completion import is_completion_checkpoint
+
+    if is_completion_checkpoint(folder):  # the fashion-completion model: its own graphs and manifest
+        from export.completion_export import export_completion_bundle
+
+        try:
+            export_completion_bundle(folder, out, fp16=fp16, tensorrt=tensorrt, torch_export=torch_export,
+                                     opset=opset, name=name, model_version=model_version,
+                                     ptx_cache=Path(ptx_cache) if ptx_cache is not None else None, result=result,
+                                     progress=bar.start, done=bar.done)
+        finally:
+            bar.close()
+        result.seconds = time.perf_counter() - start
+        return result
     try:
         bar.start("loading checkpoint")
         ck = load_checkpoint(folder, with_training_state=False)

@@ -143,9 +143,11 @@ def build_engine(trt: Any, onnx_bytes: bytes, *, timing_cache: Path | None = Non
 _TORCH_DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "INT32": torch.int32}
 
 
-def run_engine(trt: Any, engine_bytes: bytes, inputs: dict[str, torch.Tensor], logger: Any = None) -> np.ndarray:
+def run_engine(trt: Any, engine_bytes: bytes, inputs: dict[str, torch.Tensor], logger: Any = None,
+               output: str = "image") -> np.ndarray:
     """Run a serialized engine once on CUDA copies of ``inputs`` ({name: CPU tensor}); returns
-    the ``image`` output as a float32 numpy array."""
+    the ``output`` tensor (default ``image``) as a float32 numpy array. Every output of the
+    engine gets a buffer (TensorRT needs an address for each), e.g. completion's ``parsing``."""
     logger = logger or trt.Logger(trt.Logger.WARNING)
     engine = trt.Runtime(logger).deserialize_cuda_engine(engine_bytes)
     if engine is None:
@@ -155,15 +157,19 @@ def run_engine(trt: Any, engine_bytes: bytes, inputs: dict[str, torch.Tensor], l
     for name, tensor in device.items():
         context.set_input_shape(name, tuple(tensor.shape))
         context.set_tensor_address(name, tensor.data_ptr())
-    shape = tuple(context.get_tensor_shape("image"))
-    dtype = _TORCH_DTYPES[engine.get_tensor_dtype("image").name]
-    out = torch.empty(shape, dtype=dtype, device="cuda")
-    context.set_tensor_address("image", out.data_ptr())
+    outputs: dict[str, torch.Tensor] = {}
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        if engine.get_tensor_mode(name) != trt.TensorIOMode.OUTPUT:
+            continue
+        dtype = _TORCH_DTYPES[engine.get_tensor_dtype(name).name]
+        outputs[name] = torch.empty(tuple(context.get_tensor_shape(name)), dtype=dtype, device="cuda")
+        context.set_tensor_address(name, outputs[name].data_ptr())
     stream = torch.cuda.Stream()
     if not context.execute_async_v3(stream.cuda_stream):
         raise RuntimeError("TensorRT execute_async_v3 failed")
     stream.synchronize()
-    return out.float().cpu().numpy()
+    return outputs[output].float().cpu().numpy()
 
 
 @dataclass(frozen=True)

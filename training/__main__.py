@@ -5,6 +5,8 @@
                              [--data synthetic|deepfashion:PATH|market:PATH] [--vgg-weights PATH]
                              [--eval-every N]
     python -m training evaluate --checkpoint runs/nram_rt [--count 200] [--out report/]
+    python -m training train-completion --size rt [--config FILE] [--steps N] [--out runs/completion_rt] [--resume]
+    python -m training evaluate-completion --checkpoint runs/completion_rt [--count 200] [--samples 4]
 """
 
 from __future__ import annotations
@@ -16,17 +18,21 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from training import evaluate, train
+    from training import evaluate, evaluate_completion, train, train_completion
 
     ap = argparse.ArgumentParser(prog="python -m training", description="pyposert training tools.")
     sub = ap.add_subparsers(dest="command", required=True)
     train.add_train_arguments(sub.add_parser("train", help="train a generator (torchrun-ready)"))
     evaluate.add_evaluate_arguments(sub.add_parser("evaluate", help="score a checkpoint, write a report"))
+    train_completion.add_train_arguments(sub.add_parser("train-completion", help="train the fashion-completion model"))
+    evaluate_completion.add_evaluate_arguments(
+        sub.add_parser("evaluate-completion", help="score a completion checkpoint, write a report"))
     args = ap.parse_args(argv)
+    commands = {"train": train.run_from_args, "evaluate": evaluate.run_from_args,
+                "train-completion": train_completion.run_from_args,
+                "evaluate-completion": evaluate_completion.run_from_args}
     try:
-        if args.command == "train":
-            return train.run_from_args(args)
-        return evaluate.run_from_args(args)
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         # User errors (bad config, missing file, existing run): one clear line, no traceback.
         if os.environ.get("POSERT_DEBUG"):

@@ -1,0 +1,201 @@
+"""Score a completion checkpoint: ``python -m training evaluate-completion --checkpoint RUN
+[--count 200] [--samples 4] [--out DIR]``.
+
+On held-out samples (identities and real poses never seen in training, one garment erased)
+the exported sampling path (:meth:`CompletionModel.sample`: z from the compatibility priors,
+noise from ``pyposert.completion.noise(i, K, Z)``) makes K completions per input. Scores, all
+inside the erase region (the box) only -- outside it the output is the input by construction:
+
+- region SSIM (Gaussian window, sigma 1.5, on the uint8 RGB box crop, grown to 11 x 11 when
+  smaller) and region L1 (mean
+  |generated - truth| in [-1, 1]) -- means over the K samples and the inputs;
+- parsing accuracy in the box and the IoU of the erased garment's class;
+- diversity: mean pairwise L1 between the K samples of one input (0 = no diversity).
+
+The same table carries two references on the same inputs: **mean fill** (the box filled with
+the mean colour of the visible pixels, parsing with the most common visible class: a
+network that learned nothing) and **posterior** (z from Es / Ea of the *true* garment: what
+the decoders reach when the latent is told the answer -- an upper reference, not a baseline).
+
+Writes OUT/metrics.md, OUT/metrics.json and OUT/grid.png (rows: truth | erased | K samples |
+parsing of sample 0 | true parsing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from pyposert import completion as C
+from training.data.completion import CompletionSamples
+from training.metrics import ssim
+from training.models.completion import CompletionModel, reparameterise
+
+__all__ = ["evaluate_model", "evaluate_completion_checkpoint", "add_evaluate_arguments", "run_from_args"]
+
+COLUMNS = (("ssim", "region SSIM"), ("l1", "region L1"), ("parsing_acc", "parsing acc."),
+           ("garment_iou", "garment IoU"), ("diversity", "diversity (pairwise L1)"))
+
+
+def _u8(x: torch.Tensor) -> np.ndarray:
+    """[3, H, W] in [-1, 1] -> uint8 [H, W, 3] RGB (the runtime's rounding)."""
+    return np.clip(np.floor((x.detach().float().numpy().transpose(1, 2, 0) + 1.0) * 127.5 + 0.5), 0, 255).astype(np.uint8)
+
+
+SSIM_MIN_SIDE = 11  # the Gaussian window's taps: a smaller box is grown (about its centre) to this
+
+
+def _grow_to(lo: int, hi: int, size: int) -> tuple[int, int]:
+    need = SSIM_MIN_SIDE - (hi - lo)
+    if need <= 0:
+        return lo, hi
+    lo = max(0, min(lo - need // 2, size - SSIM_MIN_SIDE))
+    return lo, min(lo + SSIM_MIN_SIDE, size)
+
+
+def _region_ssim(a: np.ndarray, b: np.ndarray, box: np.ndarray) -> float:
+    """SSIM of the box crops (a box under 11 pixels on a side is grown to 11 about its centre)."""
+    y0, x0, y1, x1 = (int(v) for v in box)
+    y0, y1 = _grow_to(y0, y1, a.shape[0])
+    x0, x1 = _grow_to(x0, x1, a.shape[1])
+    return float(ssim(np.ascontiguousarray(a[y0:y1, x0:x1]), np.ascontiguousarray(b[y0:y1, x0:x1])))
+
+
+def _batch(s: dict[str, Any], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.asarray(s[k]))[None] for k in keys}
+
+
+@torch.no_grad()
+def evaluate_model(model: CompletionModel, ds: CompletionSamples, count: int, samples: int = 4,
+                   grid_rows: int = 0) -> dict[str, Any]:
+    """Scores (see the module docstring) over samples 0..count-1 of ``ds``. Returns
+    {"model": {...}, "mean_fill": {...}, "posterior": {...}, "count", "samples"} and, with
+    ``grid_rows`` > 0, "grid": uint8 BGR image of the first rows."""
+    from training.train_completion import pose_heatmaps
+
+    was_training = model.training
+    model.eval()
+    cfg = model.config
+    acc: dict[str, dict[str, list[float]]] = {k: {c: [] for c, _ in COLUMNS} for k in ("model", "mean_fill", "posterior")}
+    rows: list[np.ndarray] = []
+    for i in range(count):
+        s = ds[i]
+        box = s["box"]
+        y0, x0, y1, x1 = (int(v) for v in box)
+        region = s["erase_mask"][0] > 0
+        truth, parsing = s["image"], s["parsing"]
+        t = _batch(s, ("masked_image", "masked_parsing", "erase_mask", "garment_crops", "keypoints", "garment_mask",
+                       "garment_crop"))
+        heat = pose_heatmaps(t["keypoints"], cfg)
+        rep = lambda x: x.expand(samples, *x.shape[1:])  # noqa: E731 - one input, K noise rows
+        noise = torch.from_numpy(C.noise(i, samples, cfg.latent))
+        probs, images = model.sample(rep(t["masked_image"]), rep(t["masked_parsing"]), rep(t["erase_mask"]), rep(heat),
+                                     rep(t["garment_crops"]), noise)
+        outs = [_u8(images[k]) for k in range(samples)]
+        preds = [probs[k].argmax(0).numpy().astype(np.uint8) for k in range(samples)]
+        # posterior reference: z of the true garment, decoders as in sample()
+        sh, tx = model.shape, model.texture
+        z_s = reparameterise(*sh.posterior(t["garment_mask"]), torch.zeros(1, cfg.latent))
+        logits = sh.generate(t["masked_parsing"], heat, t["erase_mask"], z_s)
+        pp = logits.softmax(1)
+        hard = (pp == pp.amax(1, keepdim=True)).float()
+        keep = 1.0 - t["erase_mask"]
+        full = t["masked_parsing"] * keep + hard * t["erase_mask"]
+        z_a = reparameterise(*tx.posterior(t["garment_crop"]), torch.zeros(1, cfg.latent))
+        rgb = tx.generate(t["masked_image"], full, t["erase_mask"], z_a)
+        post = _u8((t["masked_image"] * keep + rgb * t["erase_mask"])[0])
+        post_parsing = pp[0].argmax(0).numpy().astype(np.uint8)
+        # mean-fill baseline
+        visible = ~region
+        fill = truth.copy()
+        fill[region] = truth[visible].mean(0).round().astype(np.uint8) if visible.any() else 128
+        fill_parsing = parsing.copy()
+        fill_parsing[region] = np.bincount(parsing[visible], minlength=C.NUM_CLASSES).argmax() if visible.any() else 0
+        g = int(s["garment"])
+        truth_n = truth.astype(np.float32) / 127.5 - 1.0
+
+        def score(name: str, imgs: list[np.ndarray], parses: list[np.ndarray]) -> None:
+            a = acc[name]
+            for img, par in zip(imgs, parses):
+                a["ssim"].append(_region_ssim(img, truth, box))
+                a["l1"].append(float(np.abs(img.astype(np.float32) / 127.5 - 1.0 - truth_n)[region].mean()))
+                a["parsing_acc"].append(float((par[region] == parsing[region]).mean()))
+                pg, tg = par[region] == g, parsing[region] == g
+                a["garment_iou"].append(float((pg & tg).sum() / max((pg | tg).sum(), 1)))
+            pair = [float(np.abs(imgs[p].astype(np.float32) - imgs[q].astype(np.float32))[region].mean() / 127.5)
+                    for p in range(len(imgs)) for q in range(p + 1, len(imgs))]
+            a["diversity"].append(float(np.mean(pair)) if pair else 0.0)
+
+        score("model", outs, preds)
+        score("mean_fill", [fill], [fill_parsing])
+        score("posterior", [post], [post_parsing])
+        if i < grid_rows:
+            erased = truth.copy()
+            erased[y0:y1, x0:x1] = 128
+            cells = [truth, erased, *outs, C.colorize_parsing(preds[0])[:, :, ::-1], C.colorize_parsing(parsing)[:, :, ::-1]]
+            sep = np.full((truth.shape[0], 2, 3), 255, np.uint8)
+            rows.append(np.concatenate([x for c in cells for x in (c, sep)][:-1], 1))
+    if was_training:
+        model.train()
+    result: dict[str, Any] = {k: {c: float(np.mean(v[c])) for c, _ in COLUMNS} for k, v in acc.items()}
+    result.update(count=count, samples=samples)
+    if rows:
+        gap = np.full((2, rows[0].shape[1], 3), 255, np.uint8)
+        grid = np.concatenate([x for r in rows for x in (r, gap)][:-1], 0)
+        result["grid"] = cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)
+    return result
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    names = {"model": f"completion (z from the compatibility prior, {result['samples']} samples)",
+             "mean_fill": "mean fill (baseline)", "posterior": "posterior z (upper reference)"}
+    lines = ["| | " + " | ".join(h for _, h in COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    for key, label in names.items():
+        lines.append(f"| {label} | " + " | ".join(f"{result[key][c]:.4f}" for c, _ in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def evaluate_completion_checkpoint(checkpoint: str, count: int = 200, samples: int = 4, out: str | None = None,
+                                   grid_rows: int = 8) -> dict[str, Any]:
+    from training.train_completion import load_completion_checkpoint
+
+    ck = load_completion_checkpoint(checkpoint)
+    model = ck.build_model()
+    cfg = model.config
+    data = ck.config.data
+    ds = CompletionSamples(cfg.height, cfg.width, cfg.crop_size, "eval", ck.config.train.seed, data.background,
+                           margin=cfg.margin, pad=cfg.pad, poses_dir=data.poses_dir or None)
+    res = evaluate_model(model, ds, count, samples, grid_rows)
+    folder = Path(out) if out else ck.folder / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    grid = res.pop("grid", None)
+    if grid is not None:
+        cv2.imwrite(str(folder / "grid.png"), grid)
+    res.update(checkpoint=str(ck.folder), step=ck.step, split=f"synthetic eval ({cfg.height}x{cfg.width}, {count} inputs)")
+    (folder / "metrics.json").write_text(json.dumps(res, indent=1) + "\n")
+    text = (f"# Completion {ck.config.size}, step {ck.step}\n\n{res['split']}, scores inside the erase region.\n\n"
+            + markdown_table(res) + "\n\nGrid (grid.png): truth | erased | samples | parsing of sample 1 | true parsing.\n")
+    (folder / "metrics.md").write_text(text)
+    print(text)
+    return res
+
+
+def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--checkpoint", required=True, help="completion run folder")
+    ap.add_argument("--count", type=int, default=200)
+    ap.add_argument("--samples", type=int, default=4, help="completions per input (diversity needs >= 2)")
+    ap.add_argument("--out", help="report folder (default CHECKPOINT/report)")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    if args.count < 1 or args.samples < 1:
+        raise ValueError(f"--count and --samples must be >= 1, got {args.count}, {args.samples}")
+    evaluate_completion_checkpoint(args.checkpoint, args.count, args.samples, args.out)
+    return 0
+

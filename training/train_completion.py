@@ -1,0 +1,466 @@
+"""Train the fashion-completion model (seed 002): shape and texture networks side by side.
+
+    python -m training train-completion --size rt [--config training/configs/completion_rt_cpu.toml]
+                                        [--steps N] [--out runs/completion_rt] [--resume] [--seed S]
+                                        [--vgg-weights PATH]
+
+Each step updates both stages on one batch of :class:`training.data.completion.CompletionSamples`
+(the thesis trains them apart; the texture stage sees the true parsing either way, so one loop
+halves the data cost):
+
+- shape (eq. 2-16..2-19): lambda_seg * CE(Gs(masked parsing, pose, face/hair, z_s), parsing),
+  weighted (1 + M) by the erase mask M like PG2's pose-mask L1, + lambda_kl_shape *
+  KL(Es(x_s) || Esc(x_c)) with z_s ~ Es(x_s).
+- texture (eq. 2-20..2-29): lambda_kl_texture * KL(Ea(x_a) || Eac(x_c)) + lambda_appearance *
+  ((1 + M) L1 on pixels [+ VGG-19 content and style terms with --vgg-weights]) +
+  lambda_adversarial * (feature matching on Da's last features for z_a ~ Ea, LSGAN for z drawn
+  from the compatibility prior Eac -- the distribution the exported graph samples); Da: LSGAN on
+  the real image and both fakes. Da sees fakes composited into the real image outside the
+  erase region, as the graph outputs them.
+
+Checkpoints: ``model.safetensors`` (CompletionModel), ``discriminator.safetensors``,
+``optimizer.pt`` (tensors only, loaded with weights_only=True), ``checkpoint.json``; ``--resume``
+continues a run exactly (the data order depends only on (seed, step)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from training import ops as T
+from training.data.completion import CompletionSamples
+from training.losses import VGGFeatures, perceptual_loss, style_loss
+from training.models.completion import (CompletionConfig, CompletionDiscriminator, CompletionModel,
+                                        completion_config, kl_normal, reparameterise)
+
+__all__ = ["CompletionTrainConfig", "CompletionCheckpoint", "load_completion_checkpoint", "train_completion",
+           "pose_heatmaps", "add_train_arguments", "run_from_args"]
+
+CHECKPOINT_FORMAT = "pyposert-completion-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    steps: int = 20000
+    batch_size: int = 16
+    seed: int = 0
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    eval_every: int = 500
+    eval_count: int = 32
+    checkpoint_every: int = 100
+    log_every: int = 50
+    num_workers: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"[train] steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class LossSection:
+    """Thesis weights (4.1.3): KL 20, appearance 20, adversarial 1 -- with KL averaged over the
+    latent here (the thesis does not say how it reduces it); lambda_seg weighs the shape CE."""
+
+    lambda_seg: float = 1.0
+    lambda_kl_shape: float = 0.05
+    lambda_kl_texture: float = 0.05
+    lambda_appearance: float = 20.0
+    lambda_adversarial: float = 1.0
+    lambda_content: float = 1.0   # VGG-19 conv1_2..conv5_2 (only with --vgg-weights)
+    lambda_style: float = 0.0     # Gram (only with --vgg-weights)
+    content_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "content_layers", tuple(self.content_layers))
+
+
+@dataclass(frozen=True)
+class DataSection:
+    background: str = "plain"
+    length: int = 100_000
+    poses_dir: str = ""
+
+
+@dataclass(frozen=True)
+class CompletionTrainConfig:
+    """A run: model size + overrides, [train], [loss], [data] (TOML sections)."""
+
+    size: str = "rt"
+    model: dict[str, Any] = field(default_factory=dict)
+    train: TrainSection = field(default_factory=TrainSection)
+    loss: LossSection = field(default_factory=LossSection)
+    data: DataSection = field(default_factory=DataSection)
+
+    def model_config(self) -> CompletionConfig:
+        return completion_config(self.size, **self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "model": dict(self.model), "train": dataclasses.asdict(self.train),
+                "loss": dataclasses.asdict(self.loss), "data": dataclasses.asdict(self.data)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "config") -> "CompletionTrainConfig":
+        known = {"size", "model", "train", "loss", "data"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown sections {unknown}; known: {sorted(known)}")
+
+        def section(kind: type, name: str) -> Any:
+            values = dict(d.get(name, {}))
+            fields = {f.name for f in dataclasses.fields(kind)}
+            bad = sorted(set(values) - fields)
+            if bad:
+                raise ValueError(f"{where}: unknown [{name}] keys {bad}; known: {sorted(fields)}")
+            return kind(**values)
+
+        cfg = cls(size=str(d.get("size", "rt")), model=dict(d.get("model", {})), train=section(TrainSection, "train"),
+                  loss=section(LossSection, "loss"), data=section(DataSection, "data"))
+        cfg.model_config()  # validate now, not at step 0
+        return cfg
+
+
+def pose_heatmaps(keypoints: Tensor, cfg: CompletionConfig) -> Tensor:
+    """[B, 18, 2] (x, y) model pixels -> [B, 18, H, W] Gaussian heatmaps (pyposert's kernel math)."""
+    return T.heatmaps(keypoints, cfg.height, cfg.width, mode="gaussian", sigma=cfg.heatmap_sigma)
+
+
+def _weighted_ce(logits: Tensor, target: Tensor, erase: Tensor) -> Tensor:
+    """(1 + M)-weighted cross-entropy; target [B, H, W] long, erase [B, 1, H, W]."""
+    ce = F.cross_entropy(logits, target, reduction="none")
+    return ce.mean() + (ce * erase[:, 0]).mean()
+
+
+def _weighted_l1(fake: Tensor, real: Tensor, erase: Tensor) -> Tensor:
+    diff = (fake - real).abs()
+    return diff.mean() + (diff * erase).mean()
+
+
+class CompletionTrainer:
+    """Both stages, their optimizers and the discriminator; ``step(batch)`` -> loss terms."""
+
+    def __init__(self, cfg: CompletionTrainConfig, device: torch.device, vgg: VGGFeatures | None = None):
+        self.cfg, self.mcfg, self.device = cfg, cfg.model_config(), device
+        torch.manual_seed(cfg.train.seed)
+        self.model = CompletionModel(self.mcfg).to(device)
+        self.disc = CompletionDiscriminator(self.mcfg).to(device)
+        t = cfg.train
+        self.opt = {
+            "shape": torch.optim.Adam(self.model.shape.parameters(), lr=t.lr, betas=t.betas),
+            "texture": torch.optim.Adam(self.model.texture.parameters(), lr=t.lr, betas=t.betas),
+            "disc": torch.optim.Adam(self.disc.parameters(), lr=t.lr, betas=t.betas),
+        }
+        self.vgg = vgg
+
+    def step(self, batch: Mapping[str, Tensor], step: int) -> dict[str, float]:
+        L, dev = self.cfg.loss, self.device
+        b = {k: v.to(dev) for k, v in batch.items() if isinstance(v, Tensor)}
+        torch.manual_seed((self.cfg.train.seed * 1_000_003 + step) & 0x7FFFFFFF)
+        self.model.train()
+        self.disc.train()
+        erase = b["erase_mask"]
+        heat = pose_heatmaps(b["keypoints"], self.mcfg)
+        out: dict[str, float] = {}
+        # ---- shape stage
+        shape = self.model.shape
+        mu_s, lv_s = shape.posterior(b["garment_mask"])
+        mu_c, lv_c = shape.prior(b["garment_crops"])
+        z_s = reparameterise(mu_s, lv_s, torch.randn_like(mu_s))
+        logits = shape.generate(b["masked_parsing"], heat, erase, z_s)
+        seg = _weighted_ce(logits, b["parsing"].long(), erase)
+        kl_s = kl_normal(mu_s, lv_s, mu_c, lv_c)
+        loss_s = L.lambda_seg * seg + L.lambda_kl_shape * kl_s
+        self.opt["shape"].zero_grad(set_to_none=True)
+        loss_s.backward()
+        self.opt["shape"].step()
+        out.update(seg=float(seg.detach()), kl_shape=float(kl_s.detach()))
+        # ---- texture stage
+        tex = self.model.texture
+        real = _image_tensor(b["image"])
+        mu_a, lv_a = tex.posterior(b["garment_crop"])
+        mu_ac, lv_ac = tex.prior(b["garment_crops"])
+        z_a = reparameterise(mu_a, lv_a, torch.randn_like(mu_a))
+        z_p = reparameterise(mu_ac, lv_ac, torch.randn_like(mu_ac))
+        fake = tex.generate(b["masked_image"], b["parsing_onehot"], erase, z_a)
+        fake_p = tex.generate(b["masked_image"], b["parsing_onehot"], erase, z_p)
+        keep = 1.0 - erase
+        comp, comp_p = real * keep + fake * erase, real * keep + fake_p * erase
+        for p in self.disc.parameters():
+            p.requires_grad_(False)
+        with torch.no_grad():
+            _, f_real = self.disc(real)
+        _, f_fake = self.disc(comp)
+        s_p, _ = self.disc(comp_p)
+        fm = ((f_real - f_fake) ** 2).mean()
+        adv = ((s_p - 1.0) ** 2).mean()
+        pix = _weighted_l1(fake, real, erase)
+        app = pix
+        if self.vgg is not None:
+            layers = list(L.content_layers)
+            f_a, f_r = self.vgg(fake), self.vgg(real)
+            app = app + L.lambda_content * perceptual_loss({k: f_a[k] for k in layers}, {k: f_r[k] for k in layers})
+            if L.lambda_style > 0:
+                app = app + L.lambda_style * style_loss({k: f_a[k] for k in layers}, {k: f_r[k] for k in layers})
+        kl_a = kl_normal(mu_a, lv_a, mu_ac, lv_ac)
+        loss_t = L.lambda_kl_texture * kl_a + L.lambda_appearance * app + L.lambda_adversarial * (fm + adv)
+        self.opt["texture"].zero_grad(set_to_none=True)
+        loss_t.backward()
+        self.opt["texture"].step()
+        for p in self.disc.parameters():
+            p.requires_grad_(True)
+        # ---- discriminator
+        scores, _ = self.disc(torch.cat([real, comp.detach(), comp_p.detach()], 0))
+        n = real.shape[0]
+        d_loss = ((scores[:n] - 1.0) ** 2).mean() + (scores[n:] ** 2).mean()
+        self.opt["disc"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt["disc"].step()
+        out.update({k: float(v.detach()) for k, v in (("pixel_l1", pix), ("kl_texture", kl_a), ("feature_match", fm),
+                                                        ("g_adv", adv), ("d", d_loss))})
+        return out
+
+
+def _image_tensor(image_u8: Tensor) -> Tensor:
+    """uint8 [B, H, W, 3] RGB -> float [B, 3, H, W] in [-1, 1]."""
+    return image_u8.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+# ----------------------------------------------------------------------------------------
+# checkpoints
+# ----------------------------------------------------------------------------------------
+
+
+def _atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _state(module: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def save_completion_checkpoint(out: Path, step: int, trainer: CompletionTrainer, info: Mapping[str, Any]) -> None:
+    """model.safetensors, discriminator.safetensors, optimizer.pt, checkpoint.json (last)."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"step": str(step), "format": CHECKPOINT_FORMAT, "model_config": json.dumps(trainer.mcfg.to_dict())}
+    _atomic(out / "model.safetensors", lambda p: save_file(_state(trainer.model), str(p), metadata=meta))
+    _atomic(out / "discriminator.safetensors", lambda p: save_file(_state(trainer.disc), str(p), metadata=meta))
+    opt = {"step": step, "optimizers": {k: o.state_dict() for k, o in trainer.opt.items()}}
+    _atomic(out / "optimizer.pt", lambda p: torch.save(opt, str(p)))
+    side = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "step": step, "config": trainer.cfg.to_dict(),
+            "model_config": trainer.mcfg.to_dict(), "torch": torch.__version__, **info}
+    _atomic(out / "checkpoint.json", lambda p: p.write_text(json.dumps(side, indent=1, default=float) + "\n"))
+
+
+@dataclass
+class CompletionCheckpoint:
+    folder: Path
+    sidecar: dict[str, Any]
+    config: CompletionTrainConfig
+    step: int
+    model: dict[str, Tensor]
+    discriminator: dict[str, Tensor] | None
+    optimizers: dict[str, Any] | None
+
+    def model_config(self) -> CompletionConfig:
+        return CompletionConfig.from_dict(self.sidecar["model_config"])
+
+    def build_model(self) -> CompletionModel:
+        """The trained CompletionModel in eval mode on the CPU."""
+        m = CompletionModel(self.model_config())
+        m.load_state_dict(self.model)
+        return m.eval()
+
+
+def is_completion_checkpoint(path: str | os.PathLike[str]) -> bool:
+    p = Path(path)
+    side = (p.parent if p.suffix == ".json" else p) / "checkpoint.json"
+    try:
+        return json.loads(side.read_text()).get("format") == CHECKPOINT_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+def load_completion_checkpoint(path: str | os.PathLike[str], with_training_state: bool = False) -> CompletionCheckpoint:
+    """Load a run folder (or its checkpoint.json). FileNotFoundError / ValueError when missing,
+    foreign or torn (files from different steps)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    folder = p.parent if p.suffix == ".json" else p
+    side_path = folder / "checkpoint.json"
+    if not side_path.is_file():
+        raise FileNotFoundError(f"no checkpoint.json in {folder}")
+    side = json.loads(side_path.read_text())
+    if side.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{side_path}: not a {CHECKPOINT_FORMAT} file (format {side.get('format')!r})")
+    step = int(side["step"])
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        if int((f.metadata() or {}).get("step", -1)) != step:
+            raise ValueError(f"{folder / 'model.safetensors'} is not from step {step} (interrupted save?)")
+    model = load_file(str(folder / "model.safetensors"))
+    disc = opts = None
+    if with_training_state:
+        disc = load_file(str(folder / "discriminator.safetensors"))
+        opt = torch.load(str(folder / "optimizer.pt"), map_location="cpu", weights_only=True)
+        if int(opt["step"]) != step:
+            raise ValueError(f"{folder / 'optimizer.pt'} is from step {opt['step']}, not {step}")
+        opts = opt["optimizers"]
+    return CompletionCheckpoint(folder, side, CompletionTrainConfig.from_dict(side["config"], str(side_path)), step,
+                                model, disc, opts)
+
+
+# ----------------------------------------------------------------------------------------
+# the loop
+# ----------------------------------------------------------------------------------------
+
+
+def _batches(ds: CompletionSamples, batch: int, seed: int, start: int, workers: int) -> Iterator[dict[str, Tensor]]:
+    """Endless batches; batch k holds samples drawn from (seed, k) only, so resume is exact."""
+
+    class _Order(torch.utils.data.Sampler[list[int]]):
+        def __iter__(self) -> Iterator[list[int]]:
+            k = start
+            while True:
+                rng = np.random.default_rng([seed & 0xFFFFFFFF, 0xCB, k])
+                yield rng.integers(0, len(ds), batch).tolist()
+                k += 1
+
+    loader = DataLoader(ds, batch_sampler=_Order(), num_workers=workers, persistent_workers=workers > 0)
+    for item in loader:
+        yield {k: v for k, v in item.items() if isinstance(v, Tensor)}
+
+
+def train_completion(cfg: CompletionTrainConfig, out: str | os.PathLike[str], *, resume: bool = False,
+                     vgg_weights: str | None = None, progress: bool = True, device: str | None = None) -> dict[str, Any]:
+    """Run (or continue) training; returns the summary written to out/summary.json."""
+    from tqdm import tqdm
+
+    from training.evaluate_completion import evaluate_model
+
+    out = Path(out)
+    dev = torch.device(device or "cpu")
+    mcfg = cfg.model_config()
+    vgg = None
+    note = ""
+    wanted = list(cfg.loss.content_layers)
+    if vgg_weights:
+        vgg = VGGFeatures.from_weights(vgg_weights, "vgg19", wanted).to(dev)
+        note = f"VGG-19 content/style on ({vgg_weights})"
+    elif cfg.loss.lambda_content > 0 or cfg.loss.lambda_style > 0:
+        note = "VGG content/style off: pass --vgg-weights PATH (VGG-19 state dict) to enable them"
+    trainer = CompletionTrainer(cfg, dev, vgg)
+    start = 0
+    if (out / "checkpoint.json").exists():
+        if not resume:
+            raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it, or another --out")
+        ck = load_completion_checkpoint(out, with_training_state=True)
+        trainer.model.load_state_dict(ck.model)
+        assert ck.discriminator is not None and ck.optimizers is not None
+        trainer.disc.load_state_dict(ck.discriminator)
+        for k, o in trainer.opt.items():
+            o.load_state_dict(ck.optimizers[k])
+        start = ck.step
+    if note:
+        print(note, file=sys.stderr)
+    t = cfg.train
+    ds = CompletionSamples(mcfg.height, mcfg.width, mcfg.crop_size, "train", t.seed, cfg.data.background,
+                           margin=mcfg.margin, pad=mcfg.pad, length=cfg.data.length,
+                           poses_dir=cfg.data.poses_dir or None)
+    eval_ds = CompletionSamples(mcfg.height, mcfg.width, mcfg.crop_size, "eval", t.seed, cfg.data.background,
+                                margin=mcfg.margin, pad=mcfg.pad, poses_dir=cfg.data.poses_dir or None)
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "metrics.jsonl", "a")
+    t0 = time.perf_counter()
+    terms: dict[str, list[float]] = {}
+    last_eval: dict[str, float] = {}
+    bar = tqdm(total=t.steps, initial=start, disable=not progress, desc="completion", unit="step")
+    batches = _batches(ds, t.batch_size, t.seed, start, t.num_workers)
+    step = start
+    try:
+        while step < t.steps:
+            losses = trainer.step(next(batches), step)
+            step += 1
+            for k, v in losses.items():
+                terms.setdefault(k, []).append(v)
+            bar.update(1)
+            if step % t.log_every == 0 or step == t.steps:
+                mean = {k: float(np.mean(v)) for k, v in terms.items()}
+                log.write(json.dumps({"step": step, **mean}) + "\n")
+                log.flush()
+                bar.set_postfix(seg=f"{mean['seg']:.3f}", l1=f"{mean['pixel_l1']:.3f}")
+                terms.clear()
+            if step % t.eval_every == 0 or step == t.steps:
+                last_eval = evaluate_model(trainer.model, eval_ds, t.eval_count)["model"]
+                log.write(json.dumps({"step": step, "eval": last_eval}) + "\n")
+                log.flush()
+                tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_eval.items()), file=sys.stderr)
+            if step % t.checkpoint_every == 0 or step == t.steps:
+                save_completion_checkpoint(out, step, trainer, {"eval": last_eval})
+    finally:
+        bar.close()
+        log.close()
+    seconds = time.perf_counter() - t0
+    summary = {"steps": step, "trained_steps": step - start, "seconds": seconds,
+               "seconds_per_step": seconds / max(step - start, 1), "eval": last_eval, "out": str(out)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"trained completion {cfg.size} to step {step} in {seconds / 60:.1f} min "
+          f"({summary['seconds_per_step']:.2f} s/step); eval: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in last_eval.items()) + f"; checkpoint in {out}", file=sys.stderr)
+    return summary
+
+
+def add_train_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--size", choices=("paper", "rt"), default="rt")
+    ap.add_argument("--config", help="TOML recipe (training/configs/completion_*.toml)")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--eval-every", type=int)
+    ap.add_argument("--out", help="run folder (default runs/completion_<size>)")
+    ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    ap.add_argument("--vgg-weights", help="VGG-19 state dict for the content/style losses")
+    ap.add_argument("--device", help="cpu | cuda | cuda:N")
+    ap.add_argument("--no-progress", action="store_true")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    d: dict[str, Any] = {"size": args.size}
+    if args.config:
+        with open(args.config, "rb") as f:
+            d = tomllib.load(f)
+        if d.get("size", args.size) != args.size:
+            raise ValueError(f"--size {args.size} but {args.config} is for size {d.get('size')!r}")
+    out = Path(args.out or f"runs/completion_{args.size}")
+    if args.resume and (out / "checkpoint.json").is_file():
+        d = load_completion_checkpoint(out).sidecar["config"]
+    tr = dict(d.get("train", {}))
+    for flag, key in (("steps", "steps"), ("batch_size", "batch_size"), ("seed", "seed"), ("eval_every", "eval_every")):
+        if getattr(args, flag) is not None:
+            tr[key] = getattr(args, flag)
+    d = {**d, "train": tr}
+    cfg = CompletionTrainConfig.from_dict(d, args.config or "config")
+    train_completion(cfg, out, resume=args.resume, vgg_weights=args.vgg_weights, progress=not args.no_progress,
+                     device=args.device)
+    return 0
