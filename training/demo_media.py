@@ -5,6 +5,8 @@
 Writes:
 - ``person.png``: a held-out synthetic person (an 'eval' identity the shipped models never
   trained on) standing in a real DeepFashion pose, 256 x 176 BGR on a studio backdrop;
+- ``person_parsing.png``: its 8-class parsing map (uint8 class index per pixel,
+  pyposert.completion.PARSING_CLASSES), for ``pyposert complete``;
 - ``person_pose.json``: that photo's pose as OpenPose JSON (COCO-18, (x, y, confidence)
   pixels of the photo; missing joints 0, 0, 0);
 - ``driving-poses.csv``: real poses of held-out DeepFashion subjects (PATN annotation format,
@@ -66,6 +68,8 @@ def make(out: Path, seed: int = 7, driving_count: int = 40) -> dict[str, str]:
     r = render(ident, photo_kp, *PHOTO_HW, rng, background="plain")
     out.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out / "person.png"), cv2.cvtColor(r.image, cv2.COLOR_RGB2BGR))
+    # Its 8-class parsing map (class index per pixel, single-channel PNG) for `pyposert complete`.
+    cv2.imwrite(str(out / "person_parsing.png"), r.parsing)
     flat: list[float] = []
     for x, y in r.keypoints:
         flat += [float(x), float(y), 1.0] if x >= 0 and y >= 0 else [0.0, 0.0, 0.0]
@@ -87,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     info = make(Path(args.out), args.seed)
     print(json.dumps(info, indent=1))
-    print(f"wrote {Path(args.out).resolve()}/person.png, person_pose.json, driving-poses.csv")
+    print(f"wrote {Path(args.out).resolve()}/person.png, person_parsing.png, person_pose.json, driving-poses.csv")
     return 0
 
 
