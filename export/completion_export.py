@@ -44,8 +44,14 @@ ORT_TOLERANCE = 1e-4
 
 
 def fold_spectral_norm(model: CompletionModel) -> CompletionModel:
-    """An eval-mode copy whose spectral-normalised weights are plain parameters (W / sigma)."""
-    m = copy.deepcopy(model).eval()
+    """An eval-mode copy whose spectral-normalised weights are plain parameters (W / sigma).
+
+    The copy is rebuilt from the state dict: a deepcopy would share the parametrised modules'
+    per-instance classes, and removing a parametrisation edits that class -- breaking the
+    original."""
+    m = CompletionModel(model.config)
+    m.load_state_dict(model.state_dict())
+    m.eval()
     for module in m.modules():
         if parametrize.is_parametrized(module):
             for name in list(module.parametrizations.keys()):

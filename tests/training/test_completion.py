@@ -230,3 +230,17 @@ def test_train_resume_evaluate_export_and_serve(tmp_path: Path, poses_dir: str) 
     for k in range(2):
         want = np.clip(np.floor((ref[k].numpy().transpose(1, 2, 0) + 1) * 127.5 + 0.5), 0, 255).astype(np.uint8)
         assert np.abs(out.images[k][:, :, ::-1].astype(int) - want.astype(int)).max() <= 1
+
+
+def test_folding_spectral_norm_keeps_outputs_and_the_original() -> None:
+    from export.completion_export import fold_spectral_norm
+
+    torch.manual_seed(0)
+    model = CompletionModel(completion_config("rt", **TINY)).eval()
+    x = _inputs(model.config)
+    with torch.no_grad():
+        before = model.sample(*x)[1]
+        folded = fold_spectral_norm(model)
+        assert not any(hasattr(m, "parametrizations") for m in folded.modules())
+        assert torch.allclose(folded.sample(*x)[1], before, atol=1e-5)
+        assert torch.equal(model.sample(*x)[1], before)  # the original still runs, unchanged
