@@ -6,7 +6,9 @@ eased between real held-out DeepFashion poses (``models/demo/driving-poses.csv``
 
 - ``OUT/demo.mp4``: driving skeleton | result, one frame per driving frame, 25 FPS;
 - ``OUT/demo_preview.png``: the photo, then a row of driving skeletons over their results;
-- ``OUT/demo_stats.json``: the loop's summary (frames, FPS, per-stage latency).
+- ``OUT/demo_stats.json``: the loop's summary (frames, FPS, per-stage latency);
+- ``OUT/demo_completion.png`` when ``models/completion.plan`` is shipped: the same photo with
+  its top erased and completed four times (seeds 0..3 of one call), parsings underneath.
 """
 
 from __future__ import annotations
@@ -94,7 +96,30 @@ def run_demo(output: Path, model: Optional[Path] = None, frames: int = 150, back
         raise OSError(f"cannot write {preview}")
     stats["preview"] = str(preview)
     stats["model"] = str(model)
+    completion_plan = models_dir() / "completion.plan"
+    if completion_plan.is_file() and (media / "person_parsing.png").is_file():
+        stats["completion"] = _complete(completion_plan, photo, media / "person_parsing.png", photo_pose,
+                                        output / "demo_completion.png", backend)
     return stats
+
+
+def _complete(plan: Path, photo: np.ndarray, parsing_path: Path, pose: Any, out: Path, backend: str) -> dict[str, Any]:
+    """Complete the demo person's top 4 times with ``plan``; write the grid to ``out``."""
+    import time
+
+    import cv2
+
+    from .complete_cli import grid_image
+    from .engine import Engine
+
+    parsing = cv2.imread(str(parsing_path), cv2.IMREAD_UNCHANGED)
+    with Engine(plan, backend=backend) as engine:
+        t0 = time.perf_counter()
+        result = engine.complete(photo, parsing, pose, "top", seed=0, samples=4)
+        ms = (time.perf_counter() - t0) * 1000.0 / 4
+    if not cv2.imwrite(str(out), grid_image(photo, parsing, result)):
+        raise OSError(f"cannot write {out}")
+    return {"output": str(out), "model": str(plan), "samples": 4, "ms_per_sample": round(ms, 1)}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -110,6 +135,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"p99 {lat['engine']['p99_ms']} ms per frame")
     print(f"wrote {Path(stats['output']).resolve()} (driving skeleton | result)")
     print(f"wrote {Path(stats['preview']).resolve()} (photo, then results over their driving poses)")
+    if "completion" in stats:
+        c = stats["completion"]
+        print(f"wrote {Path(c['output']).resolve()} (photo | top erased | {c['samples']} completions, "
+              f"{c['ms_per_sample']} ms each, parsings below) with {c['model']}")
     return 0
 
 

@@ -53,3 +53,27 @@ def test_shipped_quality_holds(name: str) -> None:
     # A pose-transfer model must do better than handing back the photo.
     copy = q["copy_source"]
     assert got["ssim"] > copy["ssim"] and got["psnr"] > copy["psnr"], (got, copy)
+
+
+COMPLETION_QUALITY = MODELS / "quality-completion.json"
+
+
+@pytest.mark.skipif(not COMPLETION_QUALITY.is_file(), reason="no completion model shipped (models/quality-completion.json)")
+def test_shipped_completion_quality_holds() -> None:
+    """models/completion.plan on the frozen completion inputs (models/heldout-completion.npz)
+    through Engine.complete: at its recorded scores (minus the same margin), better than
+    filling the region with the mean colour, and diverse (different seeds, different pixels)."""
+    from training.shipped_quality import score_completion
+
+    q = json.loads(COMPLETION_QUALITY.read_text(encoding="utf-8"))
+    heldout = load_heldout_set(MODELS / Path(q["set"]).name)
+    assert len(heldout["image"]) == q["inputs"]
+    ((name, ref),) = q["models"].items()
+    bundle = MODELS / f"{name}.plan"
+    assert bundle.stat().st_size <= MAX_BUNDLE_BYTES
+    got = score_completion(bundle, heldout)
+    assert got["ssim"] >= ref["ssim"] - SSIM_MARGIN and got["garment_iou"] >= ref["garment_iou"] - SSIM_MARGIN, (got, ref)
+    assert got["l1"] <= ref["l1"] + SSIM_MARGIN, (got, ref)
+    fill = q["mean_fill"]
+    assert got["ssim"] > fill["ssim"] and got["l1"] < fill["l1"] and got["garment_iou"] > fill["garment_iou"], (got, fill)
+    assert got["diversity"] > 0.0

@@ -37,7 +37,7 @@ from training.data.completion import CompletionSamples
 from training.metrics import ssim
 from training.models.completion import CompletionModel, reparameterise
 
-__all__ = ["evaluate_model", "evaluate_completion_checkpoint", "add_evaluate_arguments", "run_from_args"]
+__all__ = ["evaluate_model", "mean_fill", "score_region", "empty_scores", "evaluate_completion_checkpoint", "add_evaluate_arguments", "run_from_args"]
 
 COLUMNS = (("ssim", "region SSIM"), ("l1", "region L1"), ("parsing_acc", "parsing acc."),
            ("garment_iou", "garment IoU"), ("diversity", "diversity (pairwise L1)"))
@@ -67,6 +67,37 @@ def _region_ssim(a: np.ndarray, b: np.ndarray, box: np.ndarray) -> float:
     return float(ssim(np.ascontiguousarray(a[y0:y1, x0:x1]), np.ascontiguousarray(b[y0:y1, x0:x1])))
 
 
+def mean_fill(truth: np.ndarray, parsing: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline: ``region`` (bool [H, W]) filled with the mean colour of the visible pixels
+    of ``truth`` (uint8 [H, W, 3]) and with the most common visible class of ``parsing``."""
+    visible = ~region
+    fill, fill_parsing = truth.copy(), parsing.copy()
+    fill[region] = truth[visible].mean(0).round().astype(np.uint8) if visible.any() else 128
+    fill_parsing[region] = np.bincount(parsing[visible], minlength=C.NUM_CLASSES).argmax() if visible.any() else 0
+    return fill, fill_parsing
+
+
+def score_region(acc: dict[str, list[float]], images: list[np.ndarray], parsings: list[np.ndarray], truth: np.ndarray,
+                 parsing: np.ndarray, region: np.ndarray, box: Any, garment: int) -> None:
+    """Append the scores of K completions of one input to ``acc`` (lists keyed by COLUMNS):
+    images uint8 [H, W, 3] (same channel order as ``truth``), parsings uint8 [H, W], region
+    bool [H, W], box (y0, x0, y1, x1), garment its class."""
+    truth_n = truth.astype(np.float32) / 127.5 - 1.0
+    for img, par in zip(images, parsings):
+        acc["ssim"].append(_region_ssim(img, truth, box))
+        acc["l1"].append(float(np.abs(img.astype(np.float32) / 127.5 - 1.0 - truth_n)[region].mean()))
+        acc["parsing_acc"].append(float((par[region] == parsing[region]).mean()))
+        pg, tg = par[region] == garment, parsing[region] == garment
+        acc["garment_iou"].append(float((pg & tg).sum() / max((pg | tg).sum(), 1)))
+    pair = [float(np.abs(images[p].astype(np.float32) - images[q].astype(np.float32))[region].mean() / 127.5)
+            for p in range(len(images)) for q in range(p + 1, len(images))]
+    acc["diversity"].append(float(np.mean(pair)) if pair else 0.0)
+
+
+def empty_scores() -> dict[str, list[float]]:
+    return {c: [] for c, _ in COLUMNS}
+
+
 def _batch(s: dict[str, Any], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.asarray(s[k]))[None] for k in keys}
 
@@ -82,7 +113,7 @@ def evaluate_model(model: CompletionModel, ds: CompletionSamples, count: int, sa
     was_training = model.training
     model.eval()
     cfg = model.config
-    acc: dict[str, dict[str, list[float]]] = {k: {c: [] for c, _ in COLUMNS} for k in ("model", "mean_fill", "posterior")}
+    acc = {k: empty_scores() for k in ("model", "mean_fill", "posterior")}
     rows: list[np.ndarray] = []
     for i in range(count):
         s = ds[i]
@@ -111,27 +142,9 @@ def evaluate_model(model: CompletionModel, ds: CompletionSamples, count: int, sa
         rgb = tx.generate(t["masked_image"], full, t["erase_mask"], z_a)
         post = _u8((t["masked_image"] * keep + rgb * t["erase_mask"])[0])
         post_parsing = pp[0].argmax(0).numpy().astype(np.uint8)
-        # mean-fill baseline
-        visible = ~region
-        fill = truth.copy()
-        fill[region] = truth[visible].mean(0).round().astype(np.uint8) if visible.any() else 128
-        fill_parsing = parsing.copy()
-        fill_parsing[region] = np.bincount(parsing[visible], minlength=C.NUM_CLASSES).argmax() if visible.any() else 0
+        fill, fill_parsing = mean_fill(truth, parsing, region)
         g = int(s["garment"])
-        truth_n = truth.astype(np.float32) / 127.5 - 1.0
-
-        def score(name: str, imgs: list[np.ndarray], parses: list[np.ndarray]) -> None:
-            a = acc[name]
-            for img, par in zip(imgs, parses):
-                a["ssim"].append(_region_ssim(img, truth, box))
-                a["l1"].append(float(np.abs(img.astype(np.float32) / 127.5 - 1.0 - truth_n)[region].mean()))
-                a["parsing_acc"].append(float((par[region] == parsing[region]).mean()))
-                pg, tg = par[region] == g, parsing[region] == g
-                a["garment_iou"].append(float((pg & tg).sum() / max((pg | tg).sum(), 1)))
-            pair = [float(np.abs(imgs[p].astype(np.float32) - imgs[q].astype(np.float32))[region].mean() / 127.5)
-                    for p in range(len(imgs)) for q in range(p + 1, len(imgs))]
-            a["diversity"].append(float(np.mean(pair)) if pair else 0.0)
-
+        score = lambda name, imgs, parses: score_region(acc[name], imgs, parses, truth, parsing, region, box, g)  # noqa: E731
         score("model", outs, preds)
         score("mean_fill", [fill], [fill_parsing])
         score("posterior", [post], [post_parsing])

@@ -3,6 +3,9 @@
     python -m training.shipped_quality make-set            # models/heldout-rt.npz (committed)
     python -m training.shipped_quality score models/nram.plan models/pona.plan models/pg2.plan \
         --write models/quality.json
+    python -m training.shipped_quality make-completion-set # models/heldout-completion.npz (committed)
+    python -m training.shipped_quality score-completion models/completion.plan \
+        --write models/quality-completion.json
 
 The held-out set is frozen into a file (not re-rendered) so the regression test
 (tests/test_shipped_models.py) needs neither the shared pose files nor a renderer that might
@@ -71,6 +74,54 @@ def score_copy_source(heldout: dict[str, np.ndarray]) -> dict[str, float]:
     return acc.summary()
 
 
+COMPLETION_SET = Path("models/heldout-completion.npz")
+COMPLETION_SAMPLES = 4  # completions per input (diversity)
+
+
+def make_completion_set(path: Path = COMPLETION_SET, count: int = 32, seed: int = SET_SEED) -> Path:
+    """Freeze ``count`` held-out completion inputs at 128 x 88 into ``path`` (npz, no pickle):
+    image uint8 [N, H, W, 3] RGB, parsing uint8 [N, H, W], keypoints float32 [N, 18, 2] (x, y)
+    pixels (missing -1), garment int64 [N] (class of the garment to erase)."""
+    from training.data.completion import CompletionSamples
+
+    ds = CompletionSamples(128, 88, 64, "eval", seed, "plain")
+    items = [ds[i] for i in range(count)]
+    arrays = {k: np.stack([np.asarray(p[k]) for p in items]) for k in ("image", "parsing", "keypoints", "garment")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def score_completion(bundle: Path | None, heldout: dict[str, np.ndarray], backend: str = "onnxruntime") -> dict[str, float]:
+    """Region scores (training.evaluate_completion's columns) of ``bundle`` on the frozen inputs
+    through ``Engine.complete`` (seed i for input i, 4 samples, model-size output); with
+    ``bundle`` None, of the mean-fill baseline."""
+    from pyposert import Engine
+    from pyposert import completion as C
+    from training.evaluate_completion import COLUMNS, empty_scores, mean_fill, score_region
+
+    acc = empty_scores()
+    engine = Engine(bundle, backend=backend) if bundle is not None else None
+    try:
+        for i in range(len(heldout["image"])):
+            truth, parsing, g = heldout["image"][i], heldout["parsing"][i], int(heldout["garment"][i])
+            garment = C.GARMENTS[C.GARMENT_CLASSES.index(g)]
+            box = C.garment_box(parsing, g)
+            region = C.box_mask(box, *parsing.shape).astype(bool)
+            if engine is None:
+                fill, fill_parsing = mean_fill(truth, parsing, region)
+                images, parsings = [fill], [fill_parsing]
+            else:
+                out = engine.complete(np.ascontiguousarray(truth[..., ::-1]), parsing, heldout["keypoints"][i], garment,
+                                      seed=i, samples=COMPLETION_SAMPLES, output_size="model")
+                images, parsings = [im[..., ::-1] for im in out.images], out.parsings
+            score_region(acc, images, parsings, truth, parsing, region, (box.y0, box.x0, box.y1, box.x1), g)
+    finally:
+        if engine is not None:
+            engine.close()
+    return {c: float(np.mean(acc[c])) for c, _ in COLUMNS}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.shipped_quality", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -80,9 +131,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.add_argument("bundles", nargs="+", type=Path)
     sc.add_argument("--set", type=Path, default=DEFAULT_SET)
     sc.add_argument("--write", type=Path, help="write the scores as JSON (the regression test's reference)")
+    mc = sub.add_parser("make-completion-set", help="freeze the held-out completion inputs")
+    mc.add_argument("--out", type=Path, default=COMPLETION_SET)
+    scc = sub.add_parser("score-completion", help="score a completion bundle (and the mean-fill baseline)")
+    scc.add_argument("bundle", type=Path)
+    scc.add_argument("--set", type=Path, default=COMPLETION_SET)
+    scc.add_argument("--write", type=Path)
     args = ap.parse_args(argv)
     if args.cmd == "make-set":
         print(f"wrote {make_heldout_set(args.out)}")
+        return 0
+    if args.cmd == "make-completion-set":
+        print(f"wrote {make_completion_set(args.out)}")
+        return 0
+    if args.cmd == "score-completion":
+        held = load_heldout_set(args.set)
+        res = {"set": str(args.set), "inputs": int(len(held["image"])), "samples": COMPLETION_SAMPLES,
+               "backend": "onnxruntime", "mean_fill": score_completion(None, held),
+               "models": {args.bundle.stem: {"bundle": str(args.bundle), **score_completion(args.bundle, held)}}}
+        for name, row in [("mean fill", res["mean_fill"])] + list(res["models"].items()):
+            print(f"{name:<12} " + "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "bundle"))
+        if args.write:
+            args.write.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+            print(f"wrote {args.write}")
         return 0
     heldout = load_heldout_set(args.set)
     result: dict[str, Any] = {"set": str(args.set), "pairs": int(len(heldout["source_image"])),
