@@ -106,14 +106,19 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
         """Build from a plain dict; unknown keys raise (a typo must not be silently ignored)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig keys: {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return config_from_dict(cls, data)
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
+
+
+def config_from_dict(cls: Any, data: dict[str, Any]) -> Any:
+    """Dataclass ``cls`` from a plain dict; unknown keys raise ValueError naming the known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {unknown}; known: {sorted(known)}")
+    return cls(**data)
 
 
 # The papers' configurations at DeepFashion size 256 x 176.

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from training.models import config_from_dict
 from training.models.common import spatial_attention
 
 __all__ = [
@@ -123,11 +124,8 @@ class CompletionConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CompletionConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown CompletionConfig keys: {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        """Build from a plain dict; unknown keys raise."""
+        return config_from_dict(cls, data)
 
     def replace(self, **changes: Any) -> "CompletionConfig":
         return dataclasses.replace(self, **changes)
@@ -135,7 +133,7 @@ class CompletionConfig:
 
 # paper: 256 x 256 and crops as the thesis, widths chosen so the parameter counts match its
 # Table 4-1 (G 3.05 M, E 0.96 M, Ec 0.96 M, D 1.59 M): G 3.09 M, Es 0.97 M, Esc/Eac 0.97 M,
-# Ea 0.97 M, D 1.58 M (tests/test_completion_model.py checks 5 %). rt: the pose-transfer frame
+# Ea 0.97 M, D 1.58 M (tests/training/test_completion.py checks 5 %). rt: the pose-transfer frame
 # 128 x 88 (DeepFashion aspect), crops 64 x 64, narrower and one level shallower, for CPU
 # training and real-time inference.
 _SIZES: dict[str, dict[str, Any]] = {
