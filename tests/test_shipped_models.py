@@ -62,7 +62,10 @@ COMPLETION_QUALITY = MODELS / "quality-completion.json"
 def test_shipped_completion_quality_holds() -> None:
     """models/completion.plan on the frozen completion inputs (models/heldout-completion.npz)
     through Engine.complete: at its recorded scores (minus the same margin), better than
-    filling the region with the mean colour, and diverse (different seeds, different pixels)."""
+    filling the region with the mean colour on structure (SSIM) and on the parsing (accuracy,
+    garment IoU), and diverse (different seeds, different pixels). Not on L1: the synthetic
+    garments' colours are drawn independently, so a sampled colour is plausible, not the
+    truth's (training/evaluate_completion.py)."""
     from training.shipped_quality import score_completion
 
     q = json.loads(COMPLETION_QUALITY.read_text(encoding="utf-8"))
@@ -72,8 +75,8 @@ def test_shipped_completion_quality_holds() -> None:
     bundle = MODELS / f"{name}.plan"
     assert bundle.stat().st_size <= MAX_BUNDLE_BYTES
     got = score_completion(bundle, heldout)
-    assert got["ssim"] >= ref["ssim"] - SSIM_MARGIN and got["garment_iou"] >= ref["garment_iou"] - SSIM_MARGIN, (got, ref)
+    for metric in ("ssim", "parsing_acc", "garment_iou"):
+        assert got[metric] >= ref[metric] - SSIM_MARGIN, (metric, got, ref)
+        assert got[metric] > q["mean_fill"][metric], (metric, got, q["mean_fill"])
     assert got["l1"] <= ref["l1"] + SSIM_MARGIN, (got, ref)
-    fill = q["mean_fill"]
-    assert got["ssim"] > fill["ssim"] and got["l1"] < fill["l1"] and got["garment_iou"] > fill["garment_iou"], (got, fill)
     assert got["diversity"] > 0.0

@@ -1,24 +1,28 @@
 """Score a completion checkpoint: ``python -m training evaluate-completion --checkpoint RUN
 [--count 200] [--samples 4] [--out DIR]``.
 
-On held-out samples (identities and real poses never seen in training, one garment erased)
-the exported sampling path (:meth:`CompletionModel.sample`: z from the compatibility priors,
-noise from ``pyposert.completion.noise(i, K, Z)``) makes K completions per input. Scores, all
-inside the erase region (the box) only -- outside it the output is the input by construction:
+On held-out inputs (identities and real poses never seen in training, one garment erased)
+three rows, all scored inside the erase region (the box) only -- outside it the output is the
+input by construction:
 
-- region SSIM (Gaussian window, sigma 1.5, on the uint8 RGB box crop, grown to 11 x 11 when
-  smaller) and region L1 (mean
-  |generated - truth| in [-1, 1]) -- means over the K samples and the inputs;
-- parsing accuracy in the box and the IoU of the erased garment's class;
-- diversity: mean pairwise L1 between the K samples of one input (0 = no diversity).
+- **reconstruction**: z of each stage from its encoder of the *true* erased garment (Es on its
+  mask, Ea on its crop; the posterior means) -- how well the decoders rebuild the garment
+  from its latent code, the VAE's reconstruction score;
+- **samples**: the exported sampling path (:meth:`CompletionModel.sample`: z from the
+  compatibility priors of the visible garments, noise ``pyposert.completion.noise(i, K, Z)``),
+  K completions per input -- what ``Engine.complete`` returns. The renderer draws garment
+  colours independently, so a sample's colours are not the truth's: its L1 measures
+  plausibility less than its structure (SSIM, parsing) does;
+- **mean fill** (baseline): the box filled with the mean colour of the visible pixels and the
+  parsing with the most common visible class -- a network that learned nothing.
 
-The same table carries two references on the same inputs: **mean fill** (the box filled with
-the mean colour of the visible pixels, parsing with the most common visible class: a
-network that learned nothing) and **posterior** (z from Es / Ea of the *true* garment: what
-the decoders reach when the latent is told the answer -- an upper reference, not a baseline).
+Scores: region SSIM (Gaussian window, sigma 1.5, on the uint8 RGB box crop, grown to 11 x 11
+when smaller), region L1 (mean |generated - truth| in [-1, 1]), parsing accuracy in the box,
+IoU of the erased garment's class, and diversity: mean pairwise L1 between the K samples of one
+input (0 = no diversity; samples only).
 
-Writes OUT/metrics.md, OUT/metrics.json and OUT/grid.png (rows: truth | erased | K samples |
-parsing of sample 0 | true parsing).
+Writes OUT/metrics.md, OUT/metrics.json and OUT/grid.png (rows: truth | erased |
+reconstruction | K samples | parsing of sample 1 | true parsing).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from training.models.completion import CompletionModel, reparameterise
 
 __all__ = ["evaluate_model", "mean_fill", "score_region", "empty_scores", "evaluate_completion_checkpoint", "add_evaluate_arguments", "run_from_args"]
 
+ROWS = ("reconstruction", "samples", "mean_fill")
 COLUMNS = (("ssim", "region SSIM"), ("l1", "region L1"), ("parsing_acc", "parsing acc."),
            ("garment_iou", "garment IoU"), ("diversity", "diversity (pairwise L1)"))
 
@@ -89,9 +94,10 @@ def score_region(acc: dict[str, list[float]], images: list[np.ndarray], parsings
         acc["parsing_acc"].append(float((par[region] == parsing[region]).mean()))
         pg, tg = par[region] == garment, parsing[region] == garment
         acc["garment_iou"].append(float((pg & tg).sum() / max((pg | tg).sum(), 1)))
-    pair = [float(np.abs(images[p].astype(np.float32) - images[q].astype(np.float32))[region].mean() / 127.5)
-            for p in range(len(images)) for q in range(p + 1, len(images))]
-    acc["diversity"].append(float(np.mean(pair)) if pair else 0.0)
+    if len(images) > 1:
+        pair = [float(np.abs(images[p].astype(np.float32) - images[q].astype(np.float32))[region].mean() / 127.5)
+                for p in range(len(images)) for q in range(p + 1, len(images))]
+        acc["diversity"].append(float(np.mean(pair)))
 
 
 def empty_scores() -> dict[str, list[float]]:
@@ -105,15 +111,15 @@ def _batch(s: dict[str, Any], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def evaluate_model(model: CompletionModel, ds: CompletionSamples, count: int, samples: int = 4,
                    grid_rows: int = 0) -> dict[str, Any]:
-    """Scores (see the module docstring) over samples 0..count-1 of ``ds``. Returns
-    {"model": {...}, "mean_fill": {...}, "posterior": {...}, "count", "samples"} and, with
-    ``grid_rows`` > 0, "grid": uint8 BGR image of the first rows."""
+    """Scores (see the module docstring) over inputs 0..count-1 of ``ds``. Returns
+    {"reconstruction": {...}, "samples": {...}, "mean_fill": {...}, "count", "samples_per_input"}
+    and, with ``grid_rows`` > 0, "grid": uint8 BGR image of the first rows."""
     from training.train_completion import pose_heatmaps
 
     was_training = model.training
     model.eval()
     cfg = model.config
-    acc = {k: empty_scores() for k in ("model", "mean_fill", "posterior")}
+    acc = {k: empty_scores() for k in ROWS}
     rows: list[np.ndarray] = []
     for i in range(count):
         s = ds[i]
@@ -130,7 +136,7 @@ def evaluate_model(model: CompletionModel, ds: CompletionSamples, count: int, sa
                                      rep(t["garment_crops"]), noise)
         outs = [_u8(images[k]) for k in range(samples)]
         preds = [probs[k].argmax(0).numpy().astype(np.uint8) for k in range(samples)]
-        # posterior reference: z of the true garment, decoders as in sample()
+        # reconstruction: z = the posterior means of the true garment, decoders as in sample()
         sh, tx = model.shape, model.texture
         z_s = reparameterise(*sh.posterior(t["garment_mask"]), torch.zeros(1, cfg.latent))
         logits = sh.generate(t["masked_parsing"], heat, t["erase_mask"], z_s)
@@ -145,19 +151,19 @@ def evaluate_model(model: CompletionModel, ds: CompletionSamples, count: int, sa
         fill, fill_parsing = mean_fill(truth, parsing, region)
         g = int(s["garment"])
         score = lambda name, imgs, parses: score_region(acc[name], imgs, parses, truth, parsing, region, box, g)  # noqa: E731
-        score("model", outs, preds)
+        score("reconstruction", [post], [post_parsing])
+        score("samples", outs, preds)
         score("mean_fill", [fill], [fill_parsing])
-        score("posterior", [post], [post_parsing])
         if i < grid_rows:
             erased = truth.copy()
             erased[y0:y1, x0:x1] = 128
-            cells = [truth, erased, *outs, C.colorize_parsing(preds[0])[:, :, ::-1], C.colorize_parsing(parsing)[:, :, ::-1]]
+            cells = [truth, erased, post, *outs, C.colorize_parsing(preds[0])[:, :, ::-1], C.colorize_parsing(parsing)[:, :, ::-1]]
             sep = np.full((truth.shape[0], 2, 3), 255, np.uint8)
             rows.append(np.concatenate([x for c in cells for x in (c, sep)][:-1], 1))
     if was_training:
         model.train()
-    result: dict[str, Any] = {k: {c: float(np.mean(v[c])) for c, _ in COLUMNS} for k, v in acc.items()}
-    result.update(count=count, samples=samples)
+    result: dict[str, Any] = {k: {c: float(np.mean(v[c])) for c, _ in COLUMNS if v[c]} for k, v in acc.items()}
+    result.update(count=count, samples_per_input=samples)
     if rows:
         gap = np.full((2, rows[0].shape[1], 3), 255, np.uint8)
         grid = np.concatenate([x for r in rows for x in (r, gap)][:-1], 0)
@@ -166,11 +172,13 @@ def evaluate_model(model: CompletionModel, ds: CompletionSamples, count: int, sa
 
 
 def markdown_table(result: dict[str, Any]) -> str:
-    names = {"model": f"completion (z from the compatibility prior, {result['samples']} samples)",
-             "mean_fill": "mean fill (baseline)", "posterior": "posterior z (upper reference)"}
+    names = {"reconstruction": "reconstruction (z from the true garment)",
+             "samples": f"samples (z from the compatibility prior, {result['samples_per_input']} per input)",
+             "mean_fill": "mean fill (baseline)"}
     lines = ["| | " + " | ".join(h for _, h in COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
     for key, label in names.items():
-        lines.append(f"| {label} | " + " | ".join(f"{result[key][c]:.4f}" for c, _ in COLUMNS) + " |")
+        row = result[key]
+        lines.append(f"| {label} | " + " | ".join(f"{row[c]:.4f}" if c in row else "" for c, _ in COLUMNS) + " |")
     return "\n".join(lines)
 
 
@@ -193,7 +201,7 @@ def evaluate_completion_checkpoint(checkpoint: str, count: int = 200, samples: i
     res.update(checkpoint=str(ck.folder), step=ck.step, split=f"synthetic eval ({cfg.height}x{cfg.width}, {count} inputs)")
     (folder / "metrics.json").write_text(json.dumps(res, indent=1) + "\n")
     text = (f"# Completion {ck.config.size}, step {ck.step}\n\n{res['split']}, scores inside the erase region.\n\n"
-            + markdown_table(res) + "\n\nGrid (grid.png): truth | erased | samples | parsing of sample 1 | true parsing.\n")
+            + markdown_table(res) + "\n\nGrid (grid.png): truth | erased | reconstruction | samples | parsing of sample 1 | true parsing.\n")
     (folder / "metrics.md").write_text(text)
     print(text)
     return res

@@ -93,9 +93,10 @@ def make_completion_set(path: Path = COMPLETION_SET, count: int = 32, seed: int 
 
 
 def score_completion(bundle: Path | None, heldout: dict[str, np.ndarray], backend: str = "onnxruntime") -> dict[str, float]:
-    """Region scores (training.evaluate_completion's columns) of ``bundle`` on the frozen inputs
-    through ``Engine.complete`` (seed i for input i, 4 samples, model-size output); with
-    ``bundle`` None, of the mean-fill baseline."""
+    """Region scores (training.evaluate_completion's "samples" row: SSIM, L1, parsing accuracy,
+    garment IoU, diversity) of ``bundle`` on the frozen inputs through ``Engine.complete``
+    (seed i for input i, 4 samples, model-size output); with ``bundle`` None, of the mean-fill
+    baseline (no diversity)."""
     from pyposert import Engine
     from pyposert import completion as C
     from training.evaluate_completion import COLUMNS, empty_scores, mean_fill, score_region
@@ -119,7 +120,7 @@ def score_completion(bundle: Path | None, heldout: dict[str, np.ndarray], backen
     finally:
         if engine is not None:
             engine.close()
-    return {c: float(np.mean(acc[c])) for c, _ in COLUMNS}
+    return {c: float(np.mean(acc[c])) for c, _ in COLUMNS if acc[c]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -412,7 +412,8 @@ def train_completion(cfg: CompletionTrainConfig, out: str | os.PathLike[str], *,
                 bar.set_postfix(seg=f"{mean['seg']:.3f}", l1=f"{mean['pixel_l1']:.3f}")
                 terms.clear()
             if step % t.eval_every == 0 or step == t.steps:
-                last_eval = evaluate_model(trainer.model, eval_ds, t.eval_count)["model"]
+                res = evaluate_model(trainer.model, eval_ds, t.eval_count)
+                last_eval = {f"{row}_{k}": v for row in ("reconstruction", "samples") for k, v in res[row].items()}
                 log.write(json.dumps({"step": step, "eval": last_eval}) + "\n")
                 log.flush()
                 tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_eval.items()), file=sys.stderr)
