@@ -127,13 +127,15 @@ def _fmt(v: float) -> str:
 def evaluate_checkpoint(checkpoint: str | os.PathLike[str], *, count: int = 200,
                         out: str | os.PathLike[str] | None = None, data: str | None = None,
                         batch_size: int = 8, mean_count: int = 200, grid_rows: int = 8,
-                        pad_white: int = 0) -> dict[str, Any]:
+                        pad_white: int = 0, seed: int | None = None) -> dict[str, Any]:
     """Score a checkpoint and its two baselines; write metrics.md, metrics.json and grid.png.
 
     data: a --data spec (default: the run's); its held-out split is used (synthetic 'eval',
     real datasets' test files). mean_count: training targets averaged for the mean baseline.
     pad_white: white columns added on each side before SSIM (40 reproduces PATN's DeepFashion
-    protocol at 256 x 176). Returns the metrics dict that metrics.json holds.
+    protocol at 256 x 176). seed: the synthetic held-out set's seed (default: the run's training
+    seed; give one seed to compare runs trained with different seeds on the same pairs).
+    Returns the metrics dict that metrics.json holds.
     """
     from training.train import load_checkpoint
 
@@ -141,7 +143,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], *, count: int = 200,
     cfg = ck.model_config()
     generator = ck.build_generator()
     spec = data or ck.config.data.source
-    kw = dict(seed=ck.config.train.seed, length=max(count, mean_count, 1), background=ck.config.data.background,
+    kw = dict(seed=ck.config.train.seed if seed is None else int(seed), length=max(count, mean_count, 1), background=ck.config.data.background,
               poses_dir=ck.config.data.poses_dir or None)
     eval_ds = build_dataset(spec, "eval", cfg.height, cfg.width, **kw)
     train_ds = build_dataset(spec, "train", cfg.height, cfg.width, **kw)
@@ -201,6 +203,7 @@ def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--mean-count", type=int, default=200, help="training targets in the mean baseline")
     ap.add_argument("--grid-rows", type=int, default=8)
+    ap.add_argument("--seed", type=int, help="seed of the synthetic held-out set (default: the run's training seed)")
     ap.add_argument("--pad-white", type=int, default=0,
                     help="white columns each side before SSIM (40 = PATN's DeepFashion protocol)")
 
@@ -208,7 +211,7 @@ def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
 def run_from_args(args: argparse.Namespace) -> int:
     report = evaluate_checkpoint(args.checkpoint, count=args.count, out=args.out, data=args.data,
                                  batch_size=args.batch_size, mean_count=args.mean_count,
-                                 grid_rows=args.grid_rows, pad_white=args.pad_white)
+                                 grid_rows=args.grid_rows, pad_white=args.pad_white, seed=args.seed)
     print(Path(report["out"], "metrics.md").read_text())
     print(f"wrote {report['out']}/metrics.md, metrics.json, grid.png", file=sys.stderr)
     return 0
