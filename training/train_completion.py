@@ -232,7 +232,8 @@ class CompletionTrainer:
         self.opt["disc"].zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt["disc"].step()
-        out.update({k: float(v.detach()) for k, v in (("pixel_l1", pix), ("kl_texture", kl_a), ("feature_match", fm),
+        out.update({k: float(v.detach()) for k, v in (("pixel_l1", pix), ("appearance", app), ("kl_texture", kl_a),
+                                                        ("feature_match", fm),
                                                         ("g_adv", adv), ("d", d_loss))})
         return out
 

@@ -245,3 +245,24 @@ def test_folding_spectral_norm_keeps_outputs_and_the_original() -> None:
         assert not any(hasattr(m, "parametrizations") for m in folded.modules())
         assert torch.allclose(folded.sample(*x)[1], before, atol=1e-5)
         assert torch.equal(model.sample(*x)[1], before)  # the original still runs, unchanged
+
+
+def test_vgg_content_and_style_are_opt_in(tmp_path: Path, poses_dir: str) -> None:
+    from safetensors.torch import save_file
+
+    from training.losses import VGGFeatures
+    from training.train_completion import CompletionTrainConfig, CompletionTrainer
+
+    recipe = {"size": "rt", "model": TINY, "loss": {"content_layers": ["relu1_2"], "lambda_style": 1.0}}
+    cfg = CompletionTrainConfig.from_dict(recipe)
+    ds = CompletionSamples(32, 24, 16, poses_dir=poses_dir)
+    batch = torch.utils.data.default_collate([ds[0], ds[1]])
+    plain = CompletionTrainer(cfg, torch.device("cpu")).step(batch, 0)
+    assert plain["appearance"] == plain["pixel_l1"]  # no weights: pixels only, and it still trains
+    g = torch.Generator().manual_seed(0)
+    fake = {"features.0.weight": torch.randn(64, 3, 3, 3, generator=g) * 0.1, "features.0.bias": torch.zeros(64),
+            "features.2.weight": torch.randn(64, 64, 3, 3, generator=g) * 0.05, "features.2.bias": torch.zeros(64)}
+    save_file(fake, str(tmp_path / "vgg19.safetensors"))
+    vgg = VGGFeatures.from_weights(str(tmp_path / "vgg19.safetensors"), "vgg19", ["relu1_2"])
+    with_vgg = CompletionTrainer(cfg, torch.device("cpu"), vgg).step(batch, 0)
+    assert with_vgg["appearance"] > with_vgg["pixel_l1"] > 0
