@@ -43,7 +43,8 @@ WARMUP = 3
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from torch.utils.flop_counter import FlopCounterMode
 
-    from export.completion_export import completion_inputs, export_completion_onnx, fold_spectral_norm
+    from export.completion_export import (completion_inputs, completion_manifest, export_completion_onnx,
+                                          fold_spectral_norm)
     from pyposert.bundle import read_bundle, write_bundle
     from training.models.completion import CompletionConfig, CompletionModel, completion_config
 
@@ -66,15 +67,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         model, weights = CompletionModel(cfg).eval(), "random init (the weights exported to ONNX)"
         onnx = export_completion_onnx(fold_spectral_norm(model), "standard")
         plan = tmp_path_factory.mktemp("completion") / "completion.plan"
-        write_bundle(plan, {"task": "completion", "model": {"name": "completion", "version": "random-init",
-                                                            "config": cfg.to_dict()},
-                            "input": {"height": cfg.height, "width": cfg.width, "keypoint_format": "coco18",
-                                      "keypoint_order": "xy", "image": "rgb", "normalisation": "[-1,1]",
-                                      "heatmap": {"mode": "gaussian", "sigma": cfg.heatmap_sigma, "radius": 4.0},
-                                      "completion": {"crop_size": cfg.crop_size, "latent": cfg.latent,
-                                                     "margin": cfg.margin, "pad": cfg.pad,
-                                                     "parsing_classes": list(C.PARSING_CLASSES),
-                                                     "garments": list(C.GARMENTS)}}},
+        write_bundle(plan, completion_manifest(cfg, "random-init"),
                      {"model.onnx": ("onnx", onnx, {"opset": 18, "precision": "fp32", "graph": "standard"})})
         origin = "random init, exported to a temporary bundle"
     x = completion_inputs(cfg, 1)

@@ -22,6 +22,7 @@ sees realistic margins rather than random near-ties.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import time
@@ -38,7 +39,7 @@ from pyposert import completion as C
 from training.models.completion import CompletionConfig, CompletionGraph, CompletionModel
 from training.ops import plain_attention
 
-__all__ = ["fold_spectral_norm", "completion_inputs", "export_completion_onnx", "export_completion_bundle"]
+__all__ = ["fold_spectral_norm", "completion_inputs", "completion_manifest", "export_completion_onnx", "export_completion_bundle"]
 
 ORT_TOLERANCE = 1e-4
 
@@ -105,18 +106,10 @@ def export_completion_onnx(model: CompletionModel, graph: str = "standard", prec
     if graph == "pyposert":
         ox.register_onnx_schemas()
         kwargs["custom_translation_table"] = ox._translation_table()
-    ctx = plain_attention() if graph == "standard" else _nullcontext()
+    ctx = plain_attention() if graph == "standard" else contextlib.nullcontext()
     with torch.no_grad(), ctx, ox._quiet_export():
         program = torch.onnx.export(module, tuple(x[n] for n in names), **kwargs)
     return ox._finish(program.model_proto, cfg, graph, precision)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _count(model_bytes: bytes, op: str, domain: str = "") -> int:
@@ -143,6 +136,21 @@ def _ort_parity(data: bytes, model: CompletionModel, batches: tuple[int, ...] = 
         for k in worst:
             worst[k] = max(worst[k], float(np.abs(ref[k].numpy() - got[k]).max()))
     return worst
+
+
+def completion_manifest(cfg: CompletionConfig, version: str, name: str = "completion") -> dict[str, Any]:
+    """The bundle manifest (without payloads) of a completion model: task, model, input with
+    the heatmap convention and ``input.completion`` (pyposert/bundle.py validates it)."""
+    return {
+        "task": "completion",
+        "model": {"name": name, "version": version, "config": cfg.to_dict()},
+        "input": {"height": cfg.height, "width": cfg.width, "keypoint_format": "coco18", "keypoint_order": "xy",
+                  "image": "rgb", "normalisation": "[-1,1]",
+                  "heatmap": {"mode": "gaussian", "sigma": float(cfg.heatmap_sigma), "radius": 4.0},
+                  "completion": {"crop_size": cfg.crop_size, "latent": cfg.latent, "margin": float(cfg.margin),
+                                 "pad": int(cfg.pad), "parsing_classes": list(C.PARSING_CLASSES),
+                                 "garments": list(C.GARMENTS)}},
+    }
 
 
 def export_completion_bundle(folder: Path, output: Path, *, fp16: bool, tensorrt: bool, torch_export: bool,
@@ -230,17 +238,7 @@ def export_completion_bundle(folder: Path, output: Path, *, fp16: bool, tensorrt
         done()
 
     progress("writing bundle")
-    manifest = {
-        "task": "completion",
-        "model": {"name": name or "completion", "version": model_version or f"step-{ck.step}",
-                  "config": cfg.to_dict()},
-        "input": {"height": cfg.height, "width": cfg.width, "keypoint_format": "coco18", "keypoint_order": "xy",
-                  "image": "rgb", "normalisation": "[-1,1]",
-                  "heatmap": {"mode": "gaussian", "sigma": float(cfg.heatmap_sigma), "radius": 4.0},
-                  "completion": {"crop_size": cfg.crop_size, "latent": cfg.latent, "margin": float(cfg.margin),
-                                 "pad": int(cfg.pad), "parsing_classes": list(C.PARSING_CLASSES),
-                                 "garments": list(C.GARMENTS)}},
-    }
+    manifest = completion_manifest(cfg, model_version or f"step-{ck.step}", name or "completion")
     write_bundle(output, manifest, payloads)
     result.sizes = {n: len(p[1]) for n, p in payloads.items()}
     done()

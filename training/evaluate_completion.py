@@ -39,7 +39,7 @@ import torch
 from pyposert import completion as C
 from training.data.completion import CompletionSamples
 from training.metrics import ssim
-from training.models.completion import CompletionModel, reparameterise
+from training.models.completion import CompletionModel
 
 __all__ = ["evaluate_model", "mean_fill", "score_region", "empty_scores", "evaluate_completion_checkpoint", "add_evaluate_arguments", "run_from_args"]
 
@@ -137,17 +137,11 @@ def evaluate_model(model: CompletionModel, ds: CompletionSamples, count: int, sa
         outs = [_u8(images[k]) for k in range(samples)]
         preds = [probs[k].argmax(0).numpy().astype(np.uint8) for k in range(samples)]
         # reconstruction: z = the posterior means of the true garment, decoders as in sample()
-        sh, tx = model.shape, model.texture
-        z_s = reparameterise(*sh.posterior(t["garment_mask"]), torch.zeros(1, cfg.latent))
-        logits = sh.generate(t["masked_parsing"], heat, t["erase_mask"], z_s)
-        pp = logits.softmax(1)
-        hard = (pp == pp.amax(1, keepdim=True)).float()
-        keep = 1.0 - t["erase_mask"]
-        full = t["masked_parsing"] * keep + hard * t["erase_mask"]
-        z_a = reparameterise(*tx.posterior(t["garment_crop"]), torch.zeros(1, cfg.latent))
-        rgb = tx.generate(t["masked_image"], full, t["erase_mask"], z_a)
-        post = _u8((t["masked_image"] * keep + rgb * t["erase_mask"])[0])
-        post_parsing = pp[0].argmax(0).numpy().astype(np.uint8)
+        z_s = model.shape.posterior(t["garment_mask"])[0]
+        z_a = model.texture.posterior(t["garment_crop"])[0]
+        post_probs, post_image = model.complete(t["masked_image"], t["masked_parsing"], t["erase_mask"], heat, z_s, z_a)
+        post = _u8(post_image[0])
+        post_parsing = post_probs[0].argmax(0).numpy().astype(np.uint8)
         fill, fill_parsing = mean_fill(truth, parsing, region)
         g = int(s["garment"])
         score = lambda name, imgs, parses: score_region(acc[name], imgs, parses, truth, parsing, region, box, g)  # noqa: E731

@@ -385,18 +385,23 @@ class CompletionModel(nn.Module):
     def sample(self, masked_image: Tensor, masked_parsing: Tensor, erase_mask: Tensor, pose_heatmaps: Tensor,
                garment_crops: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
         """Test-time completion (the exported graph): z of each stage from its compatibility
-        prior with ``noise`` [B, 2, Z] as the standard-normal draw; the texture stage sees the
-        completed parsing as a hard one-hot map. Returns (parsing probabilities [B, 8, H, W],
-        image [B, 3, H, W] in [-1, 1]), both equal to the inputs outside the erase region."""
+        prior with ``noise`` [B, 2, Z] as the standard-normal draw, then :meth:`complete`."""
+        z_shape = reparameterise(*self.shape.prior(garment_crops), noise[:, 0])
+        z_texture = reparameterise(*self.texture.prior(garment_crops), noise[:, 1])
+        return self.complete(masked_image, masked_parsing, erase_mask, pose_heatmaps, z_shape, z_texture)
+
+    def complete(self, masked_image: Tensor, masked_parsing: Tensor, erase_mask: Tensor, pose_heatmaps: Tensor,
+                 z_shape: Tensor, z_texture: Tensor) -> tuple[Tensor, Tensor]:
+        """Both decoders for given latents [B, Z]: the texture stage sees the completed parsing
+        as a hard one-hot map. Returns (parsing probabilities [B, 8, H, W], image [B, 3, H, W]
+        in [-1, 1]), both equal to the inputs outside the erase region."""
         keep = 1.0 - erase_mask
-        mu, logvar = self.shape.prior(garment_crops)
-        logits = self.shape.generate(masked_parsing, pose_heatmaps, erase_mask, reparameterise(mu, logvar, noise[:, 0]))
+        logits = self.shape.generate(masked_parsing, pose_heatmaps, erase_mask, z_shape)
         probs = torch.softmax(logits, 1)
         parsing = masked_parsing * keep + probs * erase_mask
         hard = (probs == probs.amax(1, keepdim=True)).to(probs.dtype)  # one-hot argmax (ties: rare, harmless)
         full = masked_parsing * keep + hard * erase_mask
-        mu_a, logvar_a = self.texture.prior(garment_crops)
-        rgb = self.texture.generate(masked_image, full, erase_mask, reparameterise(mu_a, logvar_a, noise[:, 1]))
+        rgb = self.texture.generate(masked_image, full, erase_mask, z_texture)
         image = masked_image * keep + rgb * erase_mask
         return parsing, image
 
