@@ -6,9 +6,10 @@
 // (4 rows x 32 columns of fp32 accumulators). K is pre-packed transposed and V padded to a
 // multiple of 32 columns so the inner loops are unit-stride and vectorise.
 // The tile routine (attention_cpu_tile.inc) is compiled for AVX-512, AVX2+FMA and baseline
-// x86-64 and picked at run time from the CPU's features, so one wheel runs everywhere at
-// full speed. (GCC's target_clones("arch=x86-64-v4") is not used: its resolver matches CPU
-// model names, and picks the baseline clone on CPUs it does not know, e.g. AMD EPYC.)
+// x86-64 and picked at run time from the CPU's features (simd.h; POSERT_SIMD forces a level),
+// so one wheel runs everywhere at full speed. (GCC's target_clones("arch=x86-64-v4") is not
+// used: its resolver matches CPU model names, and picks the baseline clone on CPUs it does
+// not know, e.g. AMD EPYC.)
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -17,6 +18,7 @@
 
 #include "attention.h"
 #include "parallel.h"
+#include "simd.h"
 
 
 namespace posert {
@@ -57,13 +59,12 @@ namespace avx512 {
 using TileFn = void (*)(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t,
                         int64_t, int64_t, int64_t, float, Scratch&);
 
-TileFn select_tile() {
+TileFn select_tile(SimdLevel level) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-    return avx512::attention_tile;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2::attention_tile;
+  if (level == SimdLevel::kAvx512) return avx512::attention_tile;
+  if (level == SimdLevel::kAvx2) return avx2::attention_tile;
+#else
+  (void)level;
 #endif
   return baseline::attention_tile;
 }
@@ -88,7 +89,7 @@ void attention_cpu(const float* q, const float* k, const float* v, float* out,
       std::memcpy(vp.data() + bi * dvp, v + bi * p.dv, sizeof(float) * p.dv);
     }
   });
-  static const TileFn tile = select_tile();
+  static const TileFn tile = select_tile(simd_level());
   const int64_t tiles = (p.queries + kTileQ - 1) / kTileQ;
   // A work item is one query tile against all keys; give a thread at least ~4 MFLOP.
   const int64_t flops_per_tile = 2 * kTileQ * p.keys * (p.dk + p.dv);

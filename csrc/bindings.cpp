@@ -5,13 +5,20 @@
 // memory-safety floor for anyone calling _C directly: they raise, never abort. CUDA entry
 // points take raw device addresses and a stream (as ints), so any producer works (torch,
 // cupy, DLPack) and the kernels stay framework-free.
+//
+// No iostreams or locales anywhere in the module, and error text is built only when an
+// error is raised: formatting a number through std::ostream consults the process-wide
+// locale, and where two copies of the C++ runtime meet in one process (a module that
+// carries a static libstdc++ next to torch's or OpenCV's shared one) their facet tables
+// disagree and `stream << long` calls into the wrong facet (a crash seen on a GCC 13 host).
+// std::to_string on integers formats without a locale.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cstdint>
-#include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "attention.h"
@@ -20,22 +27,32 @@
 #include "dlpack_abi.h"
 #include "heatmaps.h"
 #include "imageproc.h"
+#include "simd.h"
 
 namespace py = pybind11;
 using posert::DType;
 
 namespace {
 
-void require(bool ok, const std::string& message) {
-  if (!ok) throw py::value_error(message);
+[[noreturn]] void fail(const std::string& message) { throw py::value_error(message); }
+
+// require(ok, "fixed text") or require(ok, [&] { return built_text; }): the callable runs
+// only when the check fails, so the hot path formats nothing.
+inline void require(bool ok, const char* message) {
+  if (!ok) fail(message);
+}
+template <typename MakeMessage, typename = std::enable_if_t<std::is_invocable_v<MakeMessage>>>
+inline void require(bool ok, MakeMessage&& make_message) {
+  if (!ok) fail(make_message());
 }
 
 std::string shape_of(const py::array& a) {
-  std::ostringstream s;
-  s << "[";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
-  s << "]";
-  return s.str();
+  std::string s = "[";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(a.shape(i));
+  }
+  return s + "]";
 }
 
 bool is_float32(const py::array& a) { return a.dtype().kind() == 'f' && a.itemsize() == 4; }
@@ -44,15 +61,23 @@ bool c_contiguous(const py::array& a) { return (a.flags() & py::array::c_style) 
 
 void require_array(const py::array& a, const char* name, py::ssize_t ndim, bool float_any,
                    bool writable) {
-  require(a.ndim() == ndim, std::string(name) + " must have " + std::to_string(ndim) +
-                                " dimensions, got " + shape_of(a));
+  require(a.ndim() == ndim, [&] {
+    return std::string(name) + " must have " + std::to_string(ndim) + " dimensions, got " + shape_of(a);
+  });
   if (float_any) {
-    require(is_float32(a) || is_float16(a), std::string(name) + " must be float32 or float16");
+    require(is_float32(a) || is_float16(a), [&] { return std::string(name) + " must be float32 or float16"; });
   } else {
-    require(is_float32(a), std::string(name) + " must be float32");
+    require(is_float32(a), [&] { return std::string(name) + " must be float32"; });
   }
-  require(c_contiguous(a), std::string(name) + " must be C-contiguous");
-  if (writable) require(a.writeable(), std::string(name) + " must be writable");
+  require(c_contiguous(a), [&] { return std::string(name) + " must be C-contiguous"; });
+  if (writable) require(a.writeable(), [&] { return std::string(name) + " must be writable"; });
+}
+
+// The CPU kernels' instruction set (simd.h): an invalid or unsupported POSERT_SIMD is an
+// error at the first CPU call, never a silent fallback to another path.
+void require_simd() {
+  const auto& status = posert::simd_status();
+  if (status.error != nullptr) fail(status.error);
 }
 
 // ---------------------------------------------------------------- CUDA plumbing
@@ -117,8 +142,9 @@ posert::HeatmapParams heatmap_params(int64_t batch, int64_t joints, int64_t heig
 void heatmaps_cpu(const py::array& keypoints, py::array& out, int64_t channel_offset, int mode,
                   float sigma, float radius, float scale_x, float scale_y, float offset_x,
                   float offset_y) {
+  require_simd();
   require_array(keypoints, "keypoints", 3, false, false);
-  require(keypoints.shape(2) == 2, "keypoints must be [B, K, 2], got " + shape_of(keypoints));
+  require(keypoints.shape(2) == 2, [&] { return "keypoints must be [B, K, 2], got " + shape_of(keypoints); });
   require_array(out, "out", 4, true, true);
   require(out.shape(0) == keypoints.shape(0), "out batch must match keypoints batch");
   const auto p = heatmap_params(keypoints.shape(0), keypoints.shape(1), out.shape(2), out.shape(3),
@@ -176,6 +202,7 @@ posert::AttentionParams attention_params(int64_t batch, int64_t queries, int64_t
 
 void attention_cpu(const py::array& q, const py::array& k, const py::array& v, py::array& out,
                    float scale) {
+  require_simd();
   require_array(q, "q", 3, false, false);
   require_array(k, "k", 3, false, false);
   require_array(v, "v", 3, false, false);
@@ -199,7 +226,7 @@ void attention_cuda(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::u
                     float scale, std::uintptr_t stream) {
   const DType dt = dtype_from_int(dtype);
   const auto p = attention_params(batch, queries, keys, dk, dv, scale);
-  require(dk <= 128, "CUDA attention supports Dk up to 128, got " + std::to_string(dk));
+  require(dk <= 128, [&] { return "CUDA attention supports Dk up to 128, got " + std::to_string(dk); });
   require(batch <= 65535, "CUDA attention supports batch up to 65535");
 #ifdef POSERT_WITH_CUDA
   require_cuda_device();
@@ -226,12 +253,12 @@ posert::Letterbox letterbox(int64_t src_height, int64_t src_width, int64_t dst_h
 }
 
 void to_model_input_cpu(const py::array& image, py::array& out, bool bgr, float pad_value) {
-  require(image.ndim() == 3 && image.shape(2) == 3, "image must be [h, w, 3], got " + shape_of(image));
+  require(image.ndim() == 3 && image.shape(2) == 3, [&] { return "image must be [h, w, 3], got " + shape_of(image); });
   require(image.dtype().kind() == 'u' && image.itemsize() == 1, "image must be uint8");
   require(image.strides(2) == 1 && image.strides(1) == 3 && image.strides(0) >= 3 * image.shape(1),
           "image pixels must be packed (strides [row, 3, 1])");
   require_array(out, "out", 3, true, true);
-  require(out.shape(0) == 3, "out must be [3, H, W], got " + shape_of(out));
+  require(out.shape(0) == 3, [&] { return "out must be [3, H, W], got " + shape_of(out); });
   posert::ToModelInputParams p;
   p.box = letterbox(image.shape(0), image.shape(1), out.shape(1), out.shape(2));
   p.src_row_stride = image.strides(0);
@@ -277,8 +304,8 @@ void to_model_input_cuda(std::uintptr_t image, int64_t row_stride, int64_t src_h
 void from_model_output_cpu(const py::array& in, py::array& out, int64_t src_height,
                            int64_t src_width, bool unletterbox, bool bgr) {
   require_array(in, "model output", 3, true, false);
-  require(in.shape(0) == 3, "model output must be [3, H, W], got " + shape_of(in));
-  require(out.ndim() == 3 && out.shape(2) == 3, "out must be [h, w, 3], got " + shape_of(out));
+  require(in.shape(0) == 3, [&] { return "model output must be [3, H, W], got " + shape_of(in); });
+  require(out.ndim() == 3 && out.shape(2) == 3, [&] { return "out must be [h, w, 3], got " + shape_of(out); });
   require(out.dtype().kind() == 'u' && out.itemsize() == 1 && c_contiguous(out) && out.writeable(),
           "out must be a writable C-contiguous uint8 array");
   posert::FromModelOutputParams p;
@@ -325,7 +352,8 @@ void from_model_output_cuda(std::uintptr_t in, int dtype, int64_t dst_height, in
 // ---------------------------------------------------------------- DLPack
 // Describe (without consuming) a "dltensor" capsule: address, shape, strides, dtype, device.
 py::dict dlpack_describe(const py::capsule& capsule) {
-  require(std::string(capsule.name() ? capsule.name() : "") == "dltensor",
+  const char* capsule_name = capsule.name();
+  require(capsule_name != nullptr && std::string(capsule_name) == "dltensor",
           "expected an unconsumed DLPack capsule named 'dltensor'");
   const auto* managed = capsule.get_pointer<posert::dlpack::ManagedTensor>();
   require(managed != nullptr, "DLPack capsule holds no tensor");
@@ -369,6 +397,11 @@ py::dict build_info() {
   info["openmp"] = false;
 #endif
   info["cpu_threads"] = posert::get_num_threads();
+  const auto& simd = posert::simd_status();
+  info["simd_supported"] = posert::simd_name(simd.supported);
+  info["simd"] = posert::simd_name(simd.active);
+  info["simd_forced"] = simd.forced;
+  info["simd_error"] = simd.error != nullptr ? py::object(py::str(simd.error)) : py::object(py::none());
   info["compiler"] = __VERSION__;
   return info;
 }

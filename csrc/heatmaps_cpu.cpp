@@ -17,6 +17,7 @@
 
 #include "heatmaps.h"
 #include "parallel.h"
+#include "simd.h"
 
 namespace posert {
 namespace {
@@ -120,27 +121,27 @@ struct RowFill {
   void (*axis)(float*, int64_t, float, float) = baseline::gaussian_axis;
 };
 
-RowFill select_row_fill() {
+RowFill select_row_fill(SimdLevel level) {
   RowFill fill;
 #ifdef POSERT_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c")) {
+  if (level == SimdLevel::kAvx512) {
     fill.f32 = row_f32_avx512;
     fill.f16 = row_f16_avx512;
     fill.axis = avx512::gaussian_axis;
-  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+  } else if (level == SimdLevel::kAvx2) {
     fill.f32 = row_f32_avx2;
     fill.f16 = row_f16_avx2;
-  }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && fill.axis == baseline::gaussian_axis)
     fill.axis = avx2::gaussian_axis;
+  }
+#else
+  (void)level;
 #endif
   return fill;
 }
 
+// One table per level, built once; simd_level() is fixed for the process.
 const RowFill& row_fill() {
-  static const RowFill fill = select_row_fill();
+  static const RowFill fill = select_row_fill(simd_level());
   return fill;
 }
 

@@ -39,8 +39,11 @@ def build_info() -> dict[str, Any]:
     """What was compiled and what is usable on this machine.
 
     Keys: version, cuda_compiled, cuda_architectures, cuda_compiler_version, openmp,
-    cpu_threads, compiler, and ``cuda``: device_count, runtime_version, driver_version,
-    compute_capability, device_name, reason (why no device is usable; empty if one is).
+    cpu_threads, compiler; the CPU kernels' instruction set: simd_supported (the best this
+    CPU has: "baseline", "avx2" or "avx512"), simd (the one in use), simd_forced (set by the
+    environment variable POSERT_SIMD), simd_error (why POSERT_SIMD cannot be honoured, or
+    None); and ``cuda``: device_count, runtime_version, driver_version, compute_capability,
+    device_name, reason (why no device is usable; empty if one is).
     """
     info = dict(_C.build_info())
     info["cuda"] = dict(_C.cuda_status())
