@@ -28,6 +28,7 @@
 #include "heatmaps.h"
 #include "imageproc.h"
 #include "simd.h"
+#include "warp.h"
 
 namespace py = pybind11;
 using posert::DType;
@@ -244,6 +245,71 @@ void attention_cuda(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::u
 #endif
 }
 
+// ---------------------------------------------------------------- warp
+posert::WarpParams warp_params(int64_t batch, int64_t channels, int64_t src_height, int64_t src_width,
+                               int64_t height, int64_t width) {
+  require(batch >= 0 && channels >= 0 && height >= 0 && width >= 0, "warp sizes must be >= 0");
+  require(src_height >= 1 && src_width >= 1, "the warp's source image must be at least 1 x 1");
+  posert::WarpParams p;
+  p.batch = batch;
+  p.channels = channels;
+  p.src_height = src_height;
+  p.src_width = src_width;
+  p.height = height;
+  p.width = width;
+  return p;
+}
+
+void warp_cpu(const py::array& image, const py::array& source_keypoints, const py::array& target_keypoints,
+              py::array& out, py::array& coverage) {
+  require_simd();
+  require_array(image, "image", 4, false, false);
+  require_array(source_keypoints, "source_keypoints", 3, false, false);
+  require_array(target_keypoints, "target_keypoints", 3, false, false);
+  require_array(out, "out", 4, false, true);
+  require_array(coverage, "coverage", 4, false, true);
+  const int64_t batch = image.shape(0);
+  for (const py::array* kp : {&source_keypoints, &target_keypoints}) {
+    require(kp->shape(0) == batch && kp->shape(1) == posert::kWarpJoints && kp->shape(2) == 2,
+            [&] { return "keypoints must be [B, 18, 2] with the image's batch, got " + shape_of(*kp); });
+  }
+  const auto p = warp_params(batch, image.shape(1), image.shape(2), image.shape(3), out.shape(2), out.shape(3));
+  require(out.shape(0) == batch && out.shape(1) == p.channels, [&] { return "out must be [B, C, H, W], got " + shape_of(out); });
+  require(coverage.shape(0) == batch && coverage.shape(1) == 1 && coverage.shape(2) == p.height &&
+              coverage.shape(3) == p.width,
+          [&] { return "coverage must be [B, 1, H, W], got " + shape_of(coverage); });
+  const auto* img = static_cast<const float*>(image.data());
+  const auto* skp = static_cast<const float*>(source_keypoints.data());
+  const auto* tkp = static_cast<const float*>(target_keypoints.data());
+  auto* dst = static_cast<float*>(out.mutable_data());
+  auto* cov = static_cast<float*>(coverage.mutable_data());
+  py::gil_scoped_release release;
+  posert::warp_cpu(img, skp, tkp, dst, cov, p);
+}
+
+void warp_cuda(std::uintptr_t image, std::uintptr_t source_keypoints, std::uintptr_t target_keypoints,
+               std::uintptr_t out, std::uintptr_t coverage, int dtype, int64_t batch, int64_t channels,
+               int64_t src_height, int64_t src_width, int64_t height, int64_t width, std::uintptr_t stream) {
+  const DType dt = dtype_from_int(dtype);
+  const auto p = warp_params(batch, channels, src_height, src_width, height, width);
+  require(batch <= 65535, "CUDA warp supports batch up to 65535");
+#ifdef POSERT_WITH_CUDA
+  require_cuda_device();
+  cudaError_t err;
+  {
+    py::gil_scoped_release release;
+    err = posert::launch_warp(reinterpret_cast<const void*>(image), reinterpret_cast<const float*>(source_keypoints),
+                              reinterpret_cast<const float*>(target_keypoints), reinterpret_cast<void*>(out),
+                              reinterpret_cast<void*>(coverage), dt, p, as_stream(stream));
+  }
+  check_launch(err, "warp");
+#else
+  (void)image, (void)source_keypoints, (void)target_keypoints, (void)out, (void)coverage, (void)dt, (void)p,
+      (void)stream;
+  no_cuda_build();
+#endif
+}
+
 // ---------------------------------------------------------------- imageproc
 posert::Letterbox letterbox(int64_t src_height, int64_t src_width, int64_t dst_height,
                             int64_t dst_width) {
@@ -445,6 +511,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("attention_cuda", &attention_cuda, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"),
         py::arg("dtype"), py::arg("batch"), py::arg("queries"), py::arg("keys"), py::arg("dk"),
         py::arg("dv"), py::arg("scale"), py::arg("stream"));
+  m.def("warp_cpu", &warp_cpu, py::arg("image"), py::arg("source_keypoints"), py::arg("target_keypoints"),
+        py::arg("out"), py::arg("coverage"));
+  m.def("warp_cuda", &warp_cuda, py::arg("image"), py::arg("source_keypoints"), py::arg("target_keypoints"),
+        py::arg("out"), py::arg("coverage"), py::arg("dtype"), py::arg("batch"), py::arg("channels"),
+        py::arg("src_height"), py::arg("src_width"), py::arg("height"), py::arg("width"), py::arg("stream"));
   m.def(
       "letterbox",
       [](int64_t sh, int64_t sw, int64_t dh, int64_t dw) {

@@ -24,6 +24,13 @@ def attention_cpu(q: npt.NDArray[np.float32], k: npt.NDArray[np.float32], v: npt
 def attention_cuda(q: int, k: int, v: int, out: int, dtype: int, batch: int, queries: int, keys: int,
                    dk: int, dv: int, scale: float, stream: int) -> None: ...
 
+def warp_cpu(image: npt.NDArray[np.float32], source_keypoints: npt.NDArray[np.float32],
+             target_keypoints: npt.NDArray[np.float32], out: npt.NDArray[np.float32],
+             coverage: npt.NDArray[np.float32]) -> None:
+    """image [B, C, Hs, Ws], keypoints [B, 18, 2] (x, y) -> out [B, C, H, W], coverage [B, 1, H, W]."""
+def warp_cuda(image: int, source_keypoints: int, target_keypoints: int, out: int, coverage: int, dtype: int,
+              batch: int, channels: int, src_height: int, src_width: int, height: int, width: int,
+              stream: int) -> None: ...
 def letterbox(src_height: int, src_width: int, dst_height: int, dst_width: int) -> tuple[int, int, int, int]:
     """(box_x, box_y, box_width, box_height) of the content box in the model frame."""
 

@@ -1,4 +1,4 @@
-"""pyposert's kernels as functions: heatmaps, attention, to_model_input / from_model_output.
+"""pyposert's kernels as functions: heatmaps, attention, warp, to_model_input / from_model_output.
 
 Every op runs on the CPU for numpy arrays and on the GPU for CUDA arrays (anything with
 ``__cuda_array_interface__`` or DLPack: torch, cupy, ...), on the caller's stream, with the
@@ -34,6 +34,7 @@ __all__ = [
     "heatmaps_pair",
     "letterbox",
     "to_model_input",
+    "warp",
 ]
 
 
@@ -70,17 +71,18 @@ def _dtype_name(dtype: Any) -> str:
     return name
 
 
-def _output(out: Any, like: ArrayInfo, shape: tuple[int, ...], dtype: str, expected: str) -> tuple[Any, ArrayInfo]:
-    """Validate a caller-provided ``out`` or allocate one on ``like``'s device."""
+def _output(out: Any, like: ArrayInfo, shape: tuple[int, ...], dtype: str, expected: str,
+            name: str = "out") -> tuple[Any, ArrayInfo]:
+    """Validate a caller-provided output array ``name`` or allocate one on ``like``'s device."""
     if out is None:
         if like.device == "cpu":
             out = np.empty(shape, dtype=dtype)
         else:
-            out = empty_like_producer(like, shape, dtype, "out")
-    info = array_info(out, "out")
+            out = empty_like_producer(like, shape, dtype, name)
+    info = array_info(out, name)
     _check(info, expected, shape, (dtype,))
     if info.device == "cpu" and not info.numpy.flags.writeable:
-        raise ValueError("out must be writable")
+        raise ValueError(f"{name} must be writable")
     _same_device(like, info)
     return out, info
 
@@ -234,6 +236,63 @@ def attention(q: Any, k: Any, v: Any, *, scale: float = 1.0, out: Any = None, st
         _C.attention_cuda(qi.data, ki.data, vi.data, oi.data, _DTYPE_CODES[qi.dtype], batch, queries, keys,
                           dk, dv, scale, stream_handle(stream, qi))
     return out
+
+
+# ------------------------------------------------------------------ warp
+WARP_PARTS = ("r_forearm", "l_forearm", "r_upper_arm", "l_upper_arm", "head", "r_shin", "l_shin", "r_thigh",
+              "l_thigh", "torso")
+
+
+def warp(image: Any, source_keypoints: Any, target_keypoints: Any, height: int, width: int, *,
+         out: Any = None, coverage: Any = None, stream: Any = None) -> tuple[Any, Any]:
+    """Warp a source image part by part from its skeleton to a target skeleton.
+
+    For every target pixel, each body part (:data:`WARP_PARTS`, composited front to back:
+    forearms, upper arms, head, shins, thighs, torso) samples the source where the part's
+    target -> source transform sends the pixel, weighted by the pixel's distance to the
+    part in the target frame. Limbs use the similarity that maps the target bone onto the
+    source bone, the head a least-squares similarity of the face points and neck, the torso a
+    least-squares affine map of neck, shoulders and hips. Parts whose joints are missing in
+    either skeleton drop out; zero-length bones fall back to a translation scaled by the two
+    skeletons' body sizes. The exact math is in ``csrc/warp.h``.
+
+    Args:
+        image: [B, C, Hs, Ws] source images (any value range; the model's [-1, 1] RGB, say),
+            C-contiguous; numpy float32 for the CPU, a CUDA array float32 or float16 for the GPU.
+        source_keypoints: [B, 18, 2] float32 COCO-18 (x, y) in source-image pixels.
+        target_keypoints: [B, 18, 2] float32 COCO-18 (x, y) in output pixels. Missing joint
+            (in either): x or y negative, NaN or inf.
+        height, width: output H, W.
+        out, coverage: optional outputs [B, C, H, W] and [B, 1, H, W] (image's dtype and device).
+        stream: CUDA stream, as in :func:`heatmaps`.
+
+    Returns:
+        (warped [B, C, H, W], coverage [B, 1, H, W]): the composited source colours (0 where
+        nothing covers the pixel) and the coverage in [0, 1] (1 - the transmittance left
+        after all parts), on the image's device, in its dtype.
+    """
+    im = array_info(image, "image")
+    sk, tk = array_info(source_keypoints, "source_keypoints"), array_info(target_keypoints, "target_keypoints")
+    device = _same_device(im, sk, tk)
+    dtypes = ("float32",) if device == "cpu" else ("float32", "float16")
+    _check(im, f"[B, C, Hs, Ws] {' or '.join(dtypes)}", (None, None, None, None), dtypes)
+    batch, channels, src_h, src_w = im.shape
+    for kp in (sk, tk):
+        _check(kp, f"[{batch}, 18, 2] float32 (x, y), the image's batch", (batch, 18, 2), ("float32",))
+    if batch > 0 and (src_h < 1 or src_w < 1):
+        raise ValueError(f"image must be at least 1 x 1 pixels, got {im.describe()}")
+    h, w = _size("height", height), _size("width", width)
+    out, oi = _output(out, im, (batch, channels, h, w), im.dtype, f"[{batch}, {channels}, {h}, {w}] {im.dtype}")
+    coverage, ci = _output(coverage, im, (batch, 1, h, w), im.dtype, f"[{batch}, 1, {h}, {w}] {im.dtype}",
+                           "coverage")
+    if batch == 0:
+        return out, coverage
+    if device == "cpu":
+        _C.warp_cpu(im.numpy, sk.numpy, tk.numpy, oi.numpy, ci.numpy)
+    else:
+        _C.warp_cuda(im.data, sk.data, tk.data, oi.data, ci.data, _DTYPE_CODES[im.dtype], batch, channels, src_h,
+                     src_w, h, w, stream_handle(stream, im))
+    return out, coverage
 
 
 # ------------------------------------------------------------------ imageproc

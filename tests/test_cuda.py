@@ -128,3 +128,22 @@ def test_imageproc_cuda_vs_cpu(rng, src, dtype):
     back_gpu = ops.from_model_output(gpu, box).cpu().numpy()
     diff = np.abs(back_cpu.astype(np.int16) - back_gpu)
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+@pytest.mark.parametrize("batch", [0, 1, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_warp_cuda_vs_cpu(rng, batch, dtype):
+    from reference import warp_inputs as pair
+
+    image, src, dst = pair(rng, batch, 96, 64, 120, 80)
+    want, want_cov = ops.warp(image, src, dst, 120, 80)
+    got, got_cov = ops.warp(cuda(image).to(getattr(torch, dtype)), cuda(src), cuda(dst), 120, 80)
+    assert got.dtype == getattr(torch, dtype) and got.shape == (batch, 3, 120, 80)
+    got, got_cov = got.float().cpu().numpy(), got_cov.float().cpu().numpy()
+    assert np.isfinite(got).all() and np.isfinite(got_cov).all()
+    tol = 1e-4 if dtype == "float32" else 4e-3  # fp16 storage of image and outputs
+    cov_err = np.abs(got_cov - want_cov)
+    assert cov_err.size == 0 or (np.quantile(cov_err, 0.999) < tol and cov_err.mean() < tol / 10)
+    both = np.broadcast_to((got_cov > 0.01) & (want_cov > 0.01), got.shape)
+    err = np.abs(got - want)[both]
+    assert err.size == 0 or (np.quantile(err, 0.999) < 10 * tol and err.mean() < tol)

@@ -1,6 +1,6 @@
 """Every SIMD path of the CPU kernels that this CPU can run, against the portable path.
 
-The CPU kernels (heatmaps, attention) have baseline x86-64, AVX2 and AVX-512 versions picked
+The CPU kernels (heatmaps, attention, warp) have baseline x86-64, AVX2 and AVX-512 versions picked
 at run time. POSERT_SIMD=baseline|avx2|avx512 forces one; the level is fixed per process, so
 each level runs in its own subprocess on the same inputs and the results are compared here
 with the baseline path's and with the float64 references. Levels this CPU lacks are skipped
@@ -63,6 +63,9 @@ SCRIPT = textwrap.dedent(
                 hm = ops.heatmaps(kp, h, w, mode=mode, sigma=sigma, radius=sigma, scale=(0.5, 0.5),
                                   offset=(1.0, -2.0), dtype=dtype, out=out)
                 results[f"hm|{i}|{dtype}"] = np.asarray(hm)
+        elif name == "warp_image":
+            out, cov = ops.warp(inputs[name], inputs["warp_src"], inputs["warp_dst"], 80, 72)
+            results["warp"], results["warp_cov"] = out, cov
         elif name.startswith("q_"):
             i = name.split("|")[1]
             q, k, v = inputs[name], inputs[f"k_|{i}"], inputs[f"v_|{i}"]
@@ -89,6 +92,9 @@ def kernel_inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
         inputs[f"q_|{i}"] = rng.standard_normal((b, nq, dk), dtype=np.float32)
         inputs[f"k_|{i}"] = rng.standard_normal((b, nk, dk), dtype=np.float32)
         inputs[f"v_|{i}"] = rng.standard_normal((b, nk, dv), dtype=np.float32)
+    from reference import warp_inputs as pair
+
+    inputs["warp_image"], inputs["warp_src"], inputs["warp_dst"] = pair(rng, 2, 96, 64, 80, 72)
     path = tmp_path_factory.mktemp("simd") / "inputs.npz"
     np.savez(path, **inputs)
     return path, inputs
@@ -138,6 +144,13 @@ def test_simd_level_matches_the_portable_path_and_the_reference(
         # (from the float32 product's own last-ulp difference).
         ulp = np.spacing(np.abs(base16)).astype(np.float32)
         assert (np.abs(f16.astype(np.float32) - base16.astype(np.float32)) <= ulp).all(), name
+
+    # The warp: every path agrees with the portable one to float32 rounding (a pixel on a
+    # weight-cutoff edge may flip, hence the quantiles).
+    for key in ("warp", "warp_cov"):
+        err = np.abs(results[key] - baseline_results[key])
+        assert np.isfinite(results[key]).all()
+        assert np.quantile(err, 0.999) < 1e-4 and err.mean() < 1e-5, f"{level} {key}: {err.max():.2e}"
 
     for i, (_, _, _, dk, _) in enumerate(ATTENTION_CASES):
         q, k, v = inputs[f"q_|{i}"], inputs[f"k_|{i}"], inputs[f"v_|{i}"]
