@@ -11,7 +11,7 @@ BUILD_DEPS := "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake
 STAMP := $(VENV)/.pyposert-built
 NATIVE_SOURCES := $(wildcard csrc/*) CMakeLists.txt pyproject.toml
 
-.PHONY: all build test demo bench bench-all clean
+.PHONY: all build test demo bench bench-all gpu-check clean
 
 all: build
 
@@ -44,6 +44,12 @@ bench: $(STAMP)
 bench-all: $(STAMP)
 	$(PY) -m pytest benchmarks -q --benchmark-json=benchmarks/results.json
 	$(PY) benchmarks/report.py benchmarks/results.json -o benchmarks/REPORT.md
+
+# On a machine with an NVIDIA GPU whose system python3 has torch with CUDA: build in place
+# (no venv), run the CUDA tests, the whole suite crash-tolerantly, the GPU benchmarks and
+# pyposert bench on a GPU bundle; logs and JSON in GPU_CHECK_OUT (default gpu-check/).
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf build $(VENV) .pytest_cache .benchmarks

@@ -673,8 +673,13 @@ class Source:
 
     def run_batch(self, poses: Sequence[PoseLike], *, pose_size: Optional[tuple[int, int]] = None,
                   output_size: str = "source") -> list[np.ndarray]:
-        """Several target poses in batched network calls; same results as separate :meth:`run`
-        calls, in order. poses: a sequence of poses (or an array [B, 18, 2|3])."""
+        """Several target poses in batched network calls, in order. poses: a sequence of
+        poses (or an array [B, 18, 2|3]).
+
+        On ONNX Runtime (CPU) the frames are bitwise those of separate :meth:`run` calls. On
+        the GPU backends they agree within rounding, not bitwise: cuDNN, cuBLAS and TensorRT
+        pick kernels per batch size and so sum in another order (a mean difference well
+        under one level of 255, a few levels on single pixels in fp16)."""
         unletterbox = _check_output_size(output_size)
         if isinstance(poses, (dict, str, os.PathLike)):
             raise ValueError("run_batch takes a sequence of poses (a list, or an array [B, 18, 2|3]); "

@@ -573,6 +573,19 @@ def test_torch_program_with_custom_op_loads_without_training(torch_bundle: Path)
 
 
 # ------------------------------------------------------------------ GPU (skip without one)
+def assert_batched_close(batched: np.ndarray, single: np.ndarray) -> None:
+    """A GPU backend's batched frame against the same frame rendered alone.
+
+    Not bitwise equal, and not expected to be: cuDNN/cuBLAS (and TensorRT's tactics) choose
+    their convolution and matrix kernels per batch size, so sums are accumulated in another
+    order, and in fp16 the last-bit differences grow through the layers. The bound is the
+    same order as the fp16 network's own difference from fp32 (see
+    test_torch_cuda_frames_match_cpu); on the CPU backends batched frames are bitwise equal
+    (test_output_sizes_and_source_cache)."""
+    diff = np.abs(batched.astype(int) - single.astype(int))
+    assert diff.mean() < 0.5 and diff.max() <= 12, (float(diff.mean()), int(diff.max()))
+
+
 def _torch_cuda() -> bool:
     try:
         import torch
@@ -594,7 +607,7 @@ def test_torch_cuda_frames_match_cpu(torch_bundle: Path, engine: Engine, rng: np
             diff = np.abs(source.run(pose).astype(int) - engine.run(image, pose, src).astype(int))
             assert diff.mean() < 1.0 and diff.max() <= 12  # fp16 network
     for pose, out in zip(poses, source.run_batch(poses)):
-        np.testing.assert_array_equal(out, source.run(pose))
+        assert_batched_close(out, source.run(pose))
 
 
 class _HostMemoryRuntime:
@@ -685,4 +698,4 @@ def test_tensorrt_raw_engine_matches_onnxruntime(stub: Path, tmp_path: Path, rng
             diff = np.abs(source.run(pose).astype(int) - reference.run(image, pose, src).astype(int))
             assert diff.max() <= 1
     for pose, out in zip(poses, source.run_batch(poses)):
-        np.testing.assert_array_equal(out, source.run(pose))
+        assert_batched_close(out, source.run(pose))
