@@ -230,8 +230,8 @@ def test_module_works_with_the_oldest_supported_numpy(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--retries", "1", "--timeout", "20", "--only-binary=:all:", "numpy==1.24.4"], capture_output=True,
-                             text=True, timeout=600)
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--retries", "1", "--timeout", "20",
+                              "--only-binary=:all:", "numpy==1.24.4"], capture_output=True, text=True, timeout=600)
     if install.returncode != 0:
         pytest.skip(f"numpy 1.24.4 could not be installed here: {install.stderr.strip()[-300:]}")
     module = module_with_symbols() or MODULE
