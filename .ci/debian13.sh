@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Second toolchain for CI: build pyposert in a Debian 13 chroot (Python 3.13, GCC 14, the
-# newest numpy and pybind11 from PyPI) and run the test suite there without torch (the
-# runtime subset: every test that needs torch skips itself).
+# Second and third toolchains for CI: build pyposert in a Debian 13 chroot (Python 3.13, the
+# newest numpy and pybind11 from PyPI) with GCC 13.3 (the compiler of the host where the
+# module once crashed) and with GCC 14, and run the tests there without torch (the runtime
+# subset: every test that needs torch skips itself; GCC 13 runs the native-core tests).
 #
 # Why: the native module once crashed on its first call on a host whose compiler, Python
 # and C++ runtime differed from the CI machine's (tests/test_native_runtime.py says how).
@@ -33,6 +34,9 @@ if [ -z "$mirror" ]; then
 fi
 [ -n "$mirror" ] || { echo "debian13.sh: no Debian mirror found in /etc/apt" >&2; exit 2; }
 
+# Debian packages in the chroot; a change here is installed into an existing chroot too.
+DEB_PACKAGES="python3 python3-venv python3-dev g++ g++-13 make binutils ca-certificates libgomp1"
+
 if [ ! -f "$ROOT/.pyposert-ready" ]; then
   if ! command -v debootstrap >/dev/null; then
     log "installing debootstrap"
@@ -41,8 +45,7 @@ if [ ! -f "$ROOT/.pyposert-ready" ]; then
   log "creating the Debian 13 chroot in $ROOT (first run only)"
   rm -rf "$ROOT"
   mkdir -p "$ROOT"
-  debootstrap --variant=minbase \
-    --include=python3,python3-venv,python3-dev,g++,make,binutils,ca-certificates,libgomp1 \
+  debootstrap --variant=minbase --include="${DEB_PACKAGES// /,}" \
     "$SUITE" "$ROOT" "$mirror" >"$ROOT.debootstrap.log" 2>&1 \
     || { tail -20 "$ROOT.debootstrap.log"; exit 1; }
   touch "$ROOT/.pyposert-ready"
@@ -52,6 +55,13 @@ fi
 # is signed with (pip verifies against it).
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/host-ca-certificates.crt"
+
+if [ "$(cat "$ROOT/.pyposert-packages" 2>/dev/null)" != "$DEB_PACKAGES" ]; then
+  log "installing $DEB_PACKAGES"
+  chroot "$ROOT" /bin/sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $DEB_PACKAGES" \
+    >"$ROOT.apt.log" 2>&1 || { tail -20 "$ROOT.apt.log"; exit 1; }
+  echo "$DEB_PACKAGES" >"$ROOT/.pyposert-packages"
+fi
 
 mounted=()
 cleanup() {
@@ -80,7 +90,7 @@ if [ -d ../shared ]; then
   cp -a ../shared/data "$ROOT/shared/" 2>/dev/null || true
 fi
 
-log "building and testing inside (Python 3.13, GCC 14)"
+log "building and testing inside (Python 3.13; GCC 13, then GCC 14)"
 chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/venv/bin:/usr/local/bin:/usr/bin:/bin \
   PIP_CERT=/etc/ssl/certs/host-ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
   PIP_DEFAULT_TIMEOUT=180 POSERT_WITH_CUDA=OFF PIP_PACKAGES="${PIP_PACKAGES[*]}" \
@@ -89,6 +99,13 @@ chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/venv/bin:/usr/local/bin:/usr/bin
     [ -x /venv/bin/python ] || python3 -m venv /venv
     pip install -q $PIP_PACKAGES
     cd /src
+    echo "--- GCC 13: the native core"
+    CXX=g++-13 CC=gcc-13 pip install -q --no-build-isolation --no-deps -e . \
+      --config-settings=build-dir=build/gcc13
+    python -c "import pyposert; print(\"compiler\", pyposert.build_info()[\"compiler\"])"
+    CXX=g++-13 CC=gcc-13 python -m pytest -q -p no:cacheprovider tests/test_native_runtime.py tests/test_simd.py \
+      tests/test_heatmaps.py tests/test_attention.py tests/test_imageproc.py tests/test_warp.py tests/test_build.py
+    echo "--- GCC 14: the runtime test suite"
     pip install -q --no-build-isolation --no-deps -e .
     python -c "import pyposert, json; i = pyposert.build_info(); print(json.dumps({k: i[k] for k in (\"version\", \"compiler\", \"simd\", \"simd_supported\")}))"
     python -c "import numpy, pybind11; print(\"numpy\", numpy.__version__, \"pybind11\", pybind11.__version__)"
