@@ -168,23 +168,29 @@ def _to_model(box: ops.Letterbox, keypoints: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------ model files
 def _load_model(path: Union[str, os.PathLike]) -> ModelFile:
+    """What ``path`` is: a bundle (read and validated), or a bare .onnx (checked when a
+    backend reads it). Paths that are not regular files (folders, named pipes, devices) are
+    refused before anything is read from them."""
+    from . import bundle  # the bundle reader: never executes code from the file
+    from .safety import open_regular
+
     p = Path(path)
-    if not p.exists():
+    if not os.path.lexists(p):
         raise FileNotFoundError(f"model file not found: {p}")
-    if p.is_dir():
-        raise PlanError(f"{p} is a directory; expected a .plan bundle, an .onnx file or a TensorRT engine")
+    with open_regular(p) as f:
+        head = f.read(4)
     if p.suffix.lower() == ".onnx":
         return ModelFile(p, "onnx")
-    from . import bundle  # the bundle reader: never executes code from the file
-
-    with open(p, "rb") as f:
-        head = f.read(4)
     # Bundles are zip archives. Anything zip-like is read as one, so a truncated or damaged
-    # bundle reports what is wrong with it (PlanError) instead of being mistaken for a raw
-    # TensorRT engine (which trtexec also likes to name *.plan).
+    # bundle reports what is wrong with it (PlanError) instead of being mistaken for
+    # something else.
     if head in (b"PK\x03\x04", b"PK\x05\x06") or (p.suffix.lower() == ".plan" and not head):
         return ModelFile(p, "bundle", bundle.read_bundle(p))
-    return ModelFile(p, "raw")
+    # A bare TensorRT engine is native code with nothing to check it against: pyposert
+    # deserialises engines only from bundles whose hashes check.
+    raise PlanError(f"{p} is neither a pyposert bundle nor an ONNX model (a .plan bundle or an .onnx file). A bare "
+                    f"TensorRT engine is not loaded on its own: it is native code, so pyposert loads engines only "
+                    f"from a .plan bundle whose hashes check (python -m export CHECKPOINT --tensorrt)")
 
 
 def _bundle_spec(model: ModelFile) -> tuple[int, int, HeatmapSpec]:
@@ -398,6 +404,7 @@ class Engine:
         self._estimator_tried = pose_estimator is not None
         self._owns_estimator = False
         self._estimator_lock = threading.Lock()
+        self._closed = False
 
     # ---------------------------------------------------------------- properties
     @property
@@ -437,8 +444,24 @@ class Engine:
             raise ValueError(f"{method} needs a {task} model; {self._model.path.name} is a {self._task} model: "
                              f"use Engine.{_TASK_METHODS[self._task]}")
 
+    def _check_open(self) -> None:
+        """RuntimeError after :meth:`close` (instead of a failure deep inside a backend)."""
+        if self._closed:
+            raise RuntimeError(f"this Engine ({self._model.path.name}) is closed: Engine.close() released its "
+                               f"model; create a new Engine to run it again")
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
     def close(self) -> None:
-        """Release the backend (sessions, GPU memory) and the default pose estimator."""
+        """Release the backend (sessions, GPU memory) and the default pose estimator. Calling
+        it again does nothing; running the Engine (or a Source made by it) afterwards raises
+        RuntimeError."""
+        if self._closed:
+            return
+        self._closed = True
         self._backend.close()
         with self._estimator_lock:
             if self._owns_estimator and self._estimator is not None:
@@ -471,6 +494,7 @@ class Engine:
         For a video, use :meth:`source` once and :meth:`Source.run` per frame.
         ValueError on a completion model (use :meth:`complete`).
         """
+        self._check_open()
         self._require_task("pose_transfer", "Engine.run()")
         return self.source(image, source_pose).run(pose, pose_size=target_size, output_size=output_size)
 
@@ -483,6 +507,7 @@ class Engine:
         nobody or every joint is missing; ValueError when there is no estimator). ValueError on
         a completion model (use :meth:`complete`).
         """
+        self._check_open()
         self._require_task("pose_transfer", "Engine.source()")
         image = check_image(image)
         if source_pose is None:
@@ -547,6 +572,7 @@ class Engine:
                 output_size (the engine stays usable), or a pose-transfer model (use
                 :meth:`run`).
         """
+        self._check_open()
         self._require_task("completion", "Engine.complete()")
         spec = self.spec
         comp = spec.completion
@@ -692,6 +718,7 @@ class Source:
     # ---------------------------------------------------------------- rendering
     def _render(self, targets: np.ndarray, unletterbox: bool) -> list[np.ndarray]:
         """targets: float32 [B, 18, 2] (x, y) model pixels -> B uint8 HWC BGR images."""
+        self._engine._check_open()
         backend = self._engine._backend
         if self._device_source is not None:
             return backend.render(self._device_source, targets, unletterbox=unletterbox)

@@ -375,7 +375,7 @@ def _corrupt_variants(bundle: Path, folder: Path) -> dict[str, tuple[Path, str]]
     put("empty.plan", b"", "empty file")
     put("foreign.plan", bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)),
         "neither a pyposert bundle nor an ONNX")
-    put("garbage.onnx", b"not a protobuf at all" * 50, "ONNX Runtime cannot load")
+    put("garbage.onnx", b"not a protobuf at all" * 50, "cannot load garbage.onnx")
     # A payload byte flipped: the manifest hash no longer matches.
     with zipfile.ZipFile(bundle) as zf:
         entries = {i.filename: zf.read(i) for i in zf.infolist()}
