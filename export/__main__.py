@@ -116,6 +116,8 @@ def export_bundle(checkpoint: str | Path, output: str | Path, *, fp16: bool = Fa
 
     start = time.perf_counter()
     out = Path(output)
+    if out.is_dir():  # found now, not as an IsADirectoryError after minutes of export
+        raise ValueError(f"-o {out} is a directory; give the bundle's file name, e.g. {out / 'model.plan'}")
     folder = resolve_checkpoint(checkpoint)
     opset = ox.DEFAULT_OPSET if opset is None else int(opset)
     if opset < ox.MIN_OPSET:
@@ -270,8 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cli() -> int:
     try:
         return main()
-    except (BackendUnavailable, PlanError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"python -m export: error: {exc}", file=sys.stderr)
+    except (BackendUnavailable, PlanError, OSError, ValueError, RuntimeError) as exc:
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        print(f"python -m export: error: {message}", file=sys.stderr)
         return 2
 
 
