@@ -242,8 +242,10 @@ def _check_manifest(manifest: Any, path: str) -> dict[str, Any]:
     _require(model, "config", dict, "model", path)
     inp = _require(manifest, "input", dict, "manifest", path)
     for key in ("height", "width"):
-        if not 1 <= _require(inp, key, int, "input", path) <= _MAX_FRAME_SIDE:
-            raise _bad_manifest(path, f"input.{key} must be between 1 and {_MAX_FRAME_SIDE}, got {inp[key]}")
+        if _require(inp, key, int, "input", path) < 1:
+            raise _bad_manifest(path, f"input.{key} must be >= 1, got {inp[key]}")
+        if inp[key] > _MAX_FRAME_SIDE:
+            raise _bad_manifest(path, f"input.{key} must be <= {_MAX_FRAME_SIDE}, got {inp[key]}")
     expected = {"keypoint_format": "coco18", "keypoint_order": "xy", "image": "rgb", "normalisation": "[-1,1]"}
     for key, value in expected.items():
         # Only one convention exists today; anything else is a file this code would misread.
@@ -301,13 +303,17 @@ def _check_completion(inp: Mapping[str, Any], path: str) -> None:
     comp = _require(inp, "completion", dict, "input", path)
     where = "input.completion"
     for key in ("crop_size", "latent"):
-        if not 1 <= _require(comp, key, int, where, path) <= _MAX_COMPLETION_SIDE:
-            raise _bad_manifest(path, f"{where}.{key} must be between 1 and {_MAX_COMPLETION_SIDE}, got {comp[key]}")
+        if _require(comp, key, int, where, path) < 1:
+            raise _bad_manifest(path, f"{where}.{key} must be >= 1, got {comp[key]}")
+        if comp[key] > _MAX_COMPLETION_SIDE:
+            raise _bad_manifest(path, f"{where}.{key} must be <= {_MAX_COMPLETION_SIDE}, got {comp[key]}")
     margin = _require(comp, "margin", (int, float), where, path)
     if not (margin >= 0 and margin != float("inf")):
         raise _bad_manifest(path, f"{where}.margin must be finite and >= 0, got {margin}")
-    if not 0 <= _require(comp, "pad", int, where, path) <= _MAX_FRAME_SIDE:
-        raise _bad_manifest(path, f"{where}.pad must be between 0 and {_MAX_FRAME_SIDE}, got {comp['pad']}")
+    if _require(comp, "pad", int, where, path) < 0:
+        raise _bad_manifest(path, f"{where}.pad must be >= 0, got {comp['pad']}")
+    if comp["pad"] > _MAX_FRAME_SIDE:
+        raise _bad_manifest(path, f"{where}.pad must be <= {_MAX_FRAME_SIDE}, got {comp['pad']}")
     for key, expected in (("parsing_classes", _PARSING_CLASSES), ("garments", _GARMENTS)):
         value = _require(comp, key, list, where, path)
         if tuple(value) != expected:
