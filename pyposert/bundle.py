@@ -66,6 +66,7 @@ from typing import Any, Literal, Union
 
 from .errors import PlanError
 from .safety import check_zip, load_json, open_regular
+from .signing import SIGNATURE_NAME, parse_trusted_keys, verify_manifest
 
 __all__ = [
     "FORMAT",
@@ -272,7 +273,7 @@ def _check_manifest(manifest: Any, path: str) -> dict[str, Any]:
         if not isinstance(entry, dict):
             raise _bad_manifest(path, f"{where} must be an object, got {entry!r}")
         name = _require(entry, "name", str, where, path)
-        if not _NAME_RE.match(name) or name == MANIFEST_NAME:
+        if not _NAME_RE.match(name) or name in (MANIFEST_NAME, SIGNATURE_NAME):
             raise _bad_manifest(path, f"{where}.name {name!r} is not a valid payload name")
         if name in seen:
             raise _bad_manifest(path, f"payload {name!r} is listed twice")
@@ -329,6 +330,8 @@ class Bundle:
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = path
         self.manifest = manifest
+        # The Ed25519 public key whose signature was checked (read_bundle with trusted_keys).
+        self.signed_by: bytes | None = None
         self._payloads = {
             p["name"]: PayloadInfo(p["name"], p["kind"], p["sha256"], p["size"],
                                    {k: v for k, v in p.items() if k not in ("name", "kind", "sha256", "size")})
@@ -471,7 +474,7 @@ def _open_error(path: str, exc: BaseException, head: bytes) -> PlanError:
     return PlanError(f"not a pyposert .plan bundle: {path} (not a zip archive)")
 
 
-def read_bundle(path: PathLike) -> Bundle:
+def read_bundle(path: PathLike, trusted_keys: Any = None) -> Bundle:
     """Open and validate a ``.plan`` bundle (manifest, versions, payload presence and sizes).
 
     Hostile files are refused before anything is parsed beyond the zip directory: the path
@@ -479,6 +482,10 @@ def read_bundle(path: PathLike) -> Bundle:
     with a relative name, listed once, no larger than the archive, and either the manifest
     or a payload the manifest lists; the manifest must be bounded JSON (see
     :mod:`pyposert.safety`).
+
+    trusted_keys: None (signatures not checked), or Ed25519 public keys
+    (:func:`pyposert.signing.parse_trusted_keys`): then the bundle must carry a valid
+    ``manifest.sig`` by one of them (:mod:`pyposert.signing`).
 
     Raises:
         FileNotFoundError: no such file.
@@ -504,16 +511,23 @@ def read_bundle(path: PathLike) -> Bundle:
                     raise PlanError(f"not a pyposert .plan bundle: {shown} ({MANIFEST_NAME} is {minfo.file_size} "
                                     "bytes)")
                 raw = zf.read(minfo)
+                signature = zf.read(SIGNATURE_NAME) if SIGNATURE_NAME in names else None
+                if signature is not None and len(signature) > 4096:
+                    raise PlanError(f"pyposert .plan bundle {shown} is refused: {SIGNATURE_NAME} is "
+                                    f"{len(signature)} bytes")
         except PlanError:
             raise
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
             raise _open_error(shown, exc, head) from None
+    signed_by = None
+    if trusted_keys is not None:  # before the manifest is even parsed: an unsigned file gets no further
+        signed_by = verify_manifest(raw, signature, parse_trusted_keys(trusted_keys), f"pyposert .plan bundle {shown}")
     manifest = load_json(raw, MANIFEST_NAME, f"not a pyposert .plan bundle: {shown}", max_depth=_MAX_MANIFEST_DEPTH)
     _check_manifest(manifest, shown)
     sizes = {i.filename: i.file_size for i in infos}
     listed = {entry["name"] for entry in manifest["payloads"]}
     for name in names:
-        if name != MANIFEST_NAME and name not in listed:
+        if name not in (MANIFEST_NAME, SIGNATURE_NAME) and name not in listed:
             # Nothing reads it, but a file carrying unlisted data is not one pyposert wrote.
             raise PlanError(f"pyposert .plan bundle {shown} is refused: archive entry {name!r} is not listed in its "
                             "manifest")
@@ -525,7 +539,9 @@ def read_bundle(path: PathLike) -> Bundle:
         if sizes[name] != entry["size"]:
             raise PlanError(f"payload {name!r} in {shown} is {sizes[name]} bytes, the manifest says {entry['size']} "
                             "(corrupt or edited file)")
-    return Bundle(p, manifest)
+    bundle = Bundle(p, manifest)
+    bundle.signed_by = signed_by
+    return bundle
 
 
 def is_bundle(path: PathLike) -> bool:
