@@ -45,8 +45,10 @@ then 18 target channels) or ``source_keypoints`` / ``target_keypoints`` float32 
 ``masked_parsing``, ``erase_mask``, ``pose_heatmaps`` [B, 18, H, W], ``garment_crops``,
 ``noise`` -> ``parsing``, ``image`` (shapes in :mod:`pyposert.completion`).
 
-Reading executes nothing from the file: the manifest is JSON, payloads are returned as bytes
-after their SHA-256 is checked. Everything that makes a file unusable raises
+Reading executes nothing from the file: the manifest is bounded JSON, payloads are returned as
+bytes after their SHA-256 is checked, and the archive itself must pass the loading policy of
+:mod:`pyposert.safety` (regular file; plain, stored, listed entries). An optional
+``manifest.sig`` entry holds an Ed25519 signature of the manifest (:mod:`pyposert.signing`). Everything that makes a file unusable raises
 :class:`pyposert.errors.PlanError` saying what is wrong. This module imports only the standard
 library (no numpy, no torch).
 """
