@@ -97,8 +97,8 @@ PRECISIONS: tuple[str, ...] = ("fp16", "fp32")  # preference order of tensorrt_e
 # A manifest is a few kB; refusing huge ones keeps a hostile file from exhausting memory.
 _MAX_MANIFEST_BYTES = 1 << 20
 _MAX_MANIFEST_DEPTH = 32  # real manifests nest 4 levels (input.completion.parsing_classes)
-_MAX_FRAME_SIDE = 16384  # model frame sides (pixels); a larger one is a typo or an attack on memory
-_MAX_COMPLETION_SIDE = 4096  # crop_size, latent
+_MAX_FRAME_SIDE = 4096  # model frame sides (pixels; the paper size is 256 x 176): more is a typo or an attack on memory
+_MAX_COMPLETION_SIDE = 1024  # crop_size, latent (64 and 8 in the shipped model)
 # Payload names are archive paths: relative, '/'-separated, no '..', portable characters.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 # What a network does (manifest "task"); the first is the default of manifests without the key.

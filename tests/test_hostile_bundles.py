@@ -376,7 +376,7 @@ def test_manifest_sizes_are_bounded(good: Path, tmp_path: Path) -> None:
     manifest["input"]["height"] = 10 ** 12  # would ask for terabytes of buffers
     path = _zip(tmp_path / "huge.plan", [("manifest.json", json.dumps(manifest).encode()),
                                          ("model.onnx", entries["model.onnx"])])
-    with pytest.raises(PlanError, match=r"input\.height must be <= 16384"):
+    with pytest.raises(PlanError, match=r"input\.height must be <= 4096"):
         Engine(path)
 
 
@@ -429,3 +429,14 @@ def test_folders_missing_files_and_bare_engines(tmp_path: Path, capsys: pytest.C
 
 def test_pyposert_has_these_names() -> None:
     assert pyposert.PlanError is PlanError
+
+
+def test_a_program_torch_cannot_read_is_one_plan_error(capfd: pytest.CaptureFixture[str]) -> None:
+    """torch.export.load logs its first failure with a traceback; the backend reports one
+    PlanError and nothing else."""
+    from pyposert.backends.torch_backend import TorchBackend
+
+    data = _edited_program(lambda m: _set_all(m, "target", "torch.ops.aten.no_such_operator.default"))
+    with pytest.raises(PlanError, match="torch cannot load the program"):
+        TorchBackend(data, where="model.pt2")
+    assert "Traceback" not in capfd.readouterr().err

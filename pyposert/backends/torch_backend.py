@@ -25,6 +25,7 @@ not been run on, a GPU in this repository's CI: treat it as untested until a GPU
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -166,10 +167,18 @@ class TorchBackend:
         # Checked and rebuilt first: no pickled entry, no non-operator call, no eval'd
         # expression reaches torch.export.load (pyposert.safety explains each).
         program = sanitize_torch_program(program, where)
+        # torch.export.load logs a failed parse as a warning with its traceback before trying
+        # an older format; the failure is reported below as one PlanError instead.
+        export_log = logging.getLogger("torch.export")
+        level = export_log.level
+        export_log.setLevel(logging.ERROR)
         try:
             ep = torch.export.load(io.BytesIO(program))
         except Exception as exc:  # the loader raises many types for a damaged archive
-            raise PlanError(f"torch cannot load the program {where}: {type(exc).__name__}: {exc}") from None
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise PlanError(f"torch cannot load the program {where}: {type(exc).__name__}: {first}") from None
+        finally:
+            export_log.setLevel(level)
         user_inputs = list(ep.graph_signature.user_inputs)
         nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
         if set(user_inputs) in (set(HEATMAP_INPUTS), set(KEYPOINT_INPUTS), set(COMPLETION_INPUTS)):
