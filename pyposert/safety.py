@@ -202,7 +202,7 @@ _TRAINING_GRAPHS = (1, 2)  # TrainingInfoProto.initialization / algorithm
 _GRAPH_NODE, _GRAPH_INIT, _GRAPH_SPARSE_INIT = 1, 5, 15
 _NODE_ATTRIBUTE = 5
 _ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS, _ATTR_SPARSE, _ATTR_SPARSES = 5, 6, 10, 11, 22, 23
-_FUNCTION_NODE = 7
+_FUNCTION_NODE, _FUNCTION_ATTRIBUTE_PROTO = 7, 11  # FunctionProto.attribute_proto: defaults, may hold tensors
 _SPARSE_VALUES, _SPARSE_INDICES = 1, 2
 _TENSOR_NAME, _TENSOR_EXTERNAL_DATA, _TENSOR_DATA_LOCATION = 8, 13, 14
 _MAX_PROTO_DEPTH = 64
@@ -253,8 +253,9 @@ def _tensor(buf: memoryview, start: int, end: int, where: str) -> None:
     for number, wire, a, b in _fields(buf, start, end):
         if number == _TENSOR_NAME and wire == 2:
             name = bytes(buf[a:b]).decode("utf-8", "replace")
-        elif (number == _TENSOR_EXTERNAL_DATA and wire == 2) or (number == _TENSOR_DATA_LOCATION and wire == 0
-                                                                and a != 0):
+        elif number == _TENSOR_EXTERNAL_DATA or (number == _TENSOR_DATA_LOCATION and (wire != 0 or a != 0)):
+            # Any encoding of either field counts: a parser more lenient than this one must
+            # not find a reference this walk missed.
             raise PlanError(f"{where} is refused: tensor {name or '(unnamed)'!r} refers to external data (a file "
                             "outside the model); pyposert loads only models whose weights are stored inside them")
 
@@ -266,7 +267,7 @@ def _walk(buf: memoryview, start: int, end: int, message: str, where: str, depth
         "model": {_MODEL_GRAPH: "graph", _MODEL_TRAINING: "training", _MODEL_FUNCTIONS: "function"},
         "training": {n: "graph" for n in _TRAINING_GRAPHS},
         "graph": {_GRAPH_NODE: "node", _GRAPH_INIT: "tensor", _GRAPH_SPARSE_INIT: "sparse"},
-        "function": {_FUNCTION_NODE: "node"},
+        "function": {_FUNCTION_NODE: "node", _FUNCTION_ATTRIBUTE_PROTO: "attribute"},
         "node": {_NODE_ATTRIBUTE: "attribute"},
         "attribute": {_ATTR_T: "tensor", _ATTR_G: "graph", _ATTR_TENSORS: "tensor", _ATTR_GRAPHS: "graph",
                       _ATTR_SPARSE: "sparse", _ATTR_SPARSES: "sparse"},

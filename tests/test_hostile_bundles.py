@@ -440,3 +440,46 @@ def test_a_program_torch_cannot_read_is_one_plan_error(capfd: pytest.CaptureFixt
     with pytest.raises(PlanError, match="torch cannot load the program"):
         TorchBackend(data, where="model.pt2")
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_external_data_is_found_wherever_a_tensor_can_be() -> None:
+    """Subgraph bodies, function attribute defaults, sparse initialisers, and a bare
+    data_location flag without a location."""
+    pytest.importorskip("onnx")
+    from onnx import AttributeProto, FunctionProto, ModelProto, SparseTensorProto, TensorProto, helper
+
+    def external(name: str = "t") -> TensorProto:
+        tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=[1])
+        tensor.data_location = TensorProto.EXTERNAL
+        return tensor
+
+    def model_with(graph_edit: Callable[[Any], None] | None = None,
+                   model_edit: Callable[[ModelProto], None] | None = None) -> bytes:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+        if graph_edit:
+            graph_edit(graph)
+        model = helper.make_model(graph)
+        if model_edit:
+            model_edit(model)
+        return model.SerializeToString()
+
+    check_onnx(model_with(), "clean")  # the scaffold itself passes
+    then_branch = helper.make_graph([helper.make_node("Constant", [], ["c"], value=external())], "then", [],
+                                    [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1])])
+    variants = {
+        "if-body": model_with(lambda g: g.node.append(helper.make_node(
+            "If", ["x"], ["z"], then_branch=then_branch, else_branch=then_branch))),
+        "function-default": model_with(model_edit=lambda m: m.functions.append(FunctionProto(
+            name="f", domain="local", attribute_proto=[AttributeProto(name="a", type=AttributeProto.TENSOR,
+                                                                      t=external())]))),
+        "sparse": model_with(lambda g: g.sparse_initializer.append(SparseTensorProto(
+            values=external("v"), indices=TensorProto(name="i", data_type=TensorProto.INT64, dims=[1],
+                                                      int64_data=[0]), dims=[4]))),
+    }
+    for name, data in variants.items():
+        with pytest.raises(PlanError, match="external data"):
+            check_onnx(data, name)
+    with pytest.raises(PlanError, match="not a valid ONNX model"):
+        check_onnx(b"\x0a\xff\xff\xff\xff\x0f", "truncated")
