@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--tensorrt", action="store_true",
                     help="build TensorRT engines for this GPU (needs TensorRT >= 10.9, a CUDA torch and nvcc)")
     ap.add_argument("--torch-export", action="store_true", help="include a torch.export program (model.pt2)")
-    ap.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    ap.add_argument("--opset", type=int, default=None, help="ONNX opset, >= 18 (default 18)")
     ap.add_argument("--name", default=None, help="model name in the manifest (default: the config's model name)")
     ap.add_argument("--model-version", default=None, help="model version string (default: step-<training step>)")
     ap.add_argument("--ptx-cache", default=None, help="folder caching the plugins' PTX (default ~/.cache/pyposert/ptx)")

@@ -168,3 +168,23 @@ def test_checkpoint_config_is_checked_on_resume(tiny_run: Path, tmp_path: Path,
     (run_dir / "checkpoint.json").write_text(json.dumps(side))
     assert cli(_resume(run_dir)) == 2
     assert "eval_every" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "--checkpoint", "x", "--count", "0"],
+    ["evaluate", "--checkpoint", "x", "--grid-rows", "-1"],
+    ["evaluate", "--checkpoint", "x", "--pad-white", "-1"],
+    ["evaluate-completion", "--checkpoint", "x", "--samples", "0"],
+])
+def test_evaluate_counts_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli(argv)
+    assert exit_info.value.code == 2 and "error: argument" in capsys.readouterr().err
+
+
+def test_evaluate_a_damaged_checkpoint_is_one_line(tiny_run: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = _copy(tiny_run, tmp_path / "run")
+    (run_dir / "checkpoint.json").write_text("[" * 100000)
+    assert cli(["evaluate", "--checkpoint", str(run_dir), "--count", "2"]) == 2
+    assert "corrupt" in _one_line(capsys)
