@@ -413,7 +413,7 @@ class Bundle:
                     raise PlanError(f"payload {name!r} in {self.path} is {entry.file_size} bytes, the manifest "
                                     f"says {info.size} (corrupt or edited file)")
                 data = zf.read(entry)
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
             raise PlanError(f"payload {name!r} in {self.path} is corrupt or truncated ({exc})") from None
@@ -519,7 +519,7 @@ def read_bundle(path: PathLike, trusted_keys: Any = None) -> Bundle:
                                     f"{len(signature)} bytes")
         except PlanError:
             raise
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
             raise _open_error(shown, exc, head) from None
     signed_by = None
     if trusted_keys is not None:  # before the manifest is even parsed: an unsigned file gets no further

@@ -120,7 +120,7 @@ def check_zip(zf: zipfile.ZipFile, archive_size: int, where: str) -> list[zipfil
         if info.is_dir() or (kind and kind != stat.S_IFREG):
             what = "a symbolic link" if kind == stat.S_IFLNK else "not a regular file"
             raise PlanError(f"{where} is refused: archive entry {info.filename!r} is {what}")
-        if info.flag_bits & 0x1:
+        if info.flag_bits & 0x41:  # bit 0: encrypted, bit 6: strong encryption
             raise PlanError(f"{where} is refused: archive entry {info.filename!r} is encrypted")
         if info.compress_type != zipfile.ZIP_STORED:
             raise PlanError(f"{where} is refused: archive entry {info.filename!r} is compressed; every entry must "
@@ -391,39 +391,47 @@ def sanitize_torch_program(data: bytes, where: str) -> bytes:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
         raise PlanError(f"{where} is not a torch.export archive ({exc})") from None
-    with zf:
-        infos = check_zip(zf, len(data), where)
-        roots = {i.filename.split("/", 1)[0] for i in infos}
-        if len(roots) != 1 or any("/" not in i.filename for i in infos):
-            raise PlanError(f"{where} is not a torch.export archive (entries must share one top folder)")
-        root = roots.pop()
-        names = {i.filename[len(root) + 1:] for i in infos}
+    try:
+        with zf:
+            return _sanitize(zf, len(data), where)
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, OSError) as exc:  # damaged entries, read lazily
+        raise PlanError(f"{where} is not a readable torch.export archive ({exc})") from None
+
+
+def _sanitize(zf: zipfile.ZipFile, size: int, where: str) -> bytes:
+    """sanitize_torch_program on an opened archive of ``size`` bytes."""
+    infos = check_zip(zf, size, where)
+    roots = {i.filename.split("/", 1)[0] for i in infos}
+    if len(roots) != 1 or any("/" not in i.filename for i in infos):
+        raise PlanError(f"{where} is not a torch.export archive (entries must share one top folder)")
+    root = roots.pop()
+    names = {i.filename[len(root) + 1:] for i in infos}
+    for name in sorted(names):
+        if name not in _PT2_FIXED and not _PT2_TENSOR.match(name):
+            raise PlanError(f"{where} is refused: unexpected archive entry {name!r} (pyposert loads only the "
+                            "program, its raw tensors and their configs)")
+    missing = {"archive_format", "archive_version", "models/model.json", "data/weights/model_weights_config.json",
+               "data/constants/model_constants_config.json"} - names
+
+    def read(name: str) -> bytes:
+        return zf.read(f"{root}/{name}")
+
+    if missing:
+        raise PlanError(f"{where} is not a torch.export archive (missing {sorted(missing)})")
+    if read("archive_format").strip() != b"pt2":
+        raise PlanError(f"{where} is not a torch.export archive (archive_format is not 'pt2')")
+    program = load_json(read("models/model.json"), "the exported program", where)
+    _check_program_json(program, where)
+    _check_payload_config(load_json(read("data/weights/model_weights_config.json"), "the weights config", where),
+                          "data/weights/", names, where)
+    _check_payload_config(load_json(read("data/constants/model_constants_config.json"), "the constants config",
+                                    where), "data/constants/", names, where)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as w:
         for name in sorted(names):
-            if name not in _PT2_FIXED and not _PT2_TENSOR.match(name):
-                raise PlanError(f"{where} is refused: unexpected archive entry {name!r} (pyposert loads only the "
-                                "program, its raw tensors and their configs)")
-        missing = {"archive_format", "archive_version", "models/model.json", "data/weights/model_weights_config.json",
-                   "data/constants/model_constants_config.json"} - names
-
-        def read(name: str) -> bytes:
-            return zf.read(f"{root}/{name}")
-
-        if missing:
-            raise PlanError(f"{where} is not a torch.export archive (missing {sorted(missing)})")
-        if read("archive_format").strip() != b"pt2":
-            raise PlanError(f"{where} is not a torch.export archive (archive_format is not 'pt2')")
-        program = load_json(read("models/model.json"), "the exported program", where)
-        _check_program_json(program, where)
-        _check_payload_config(load_json(read("data/weights/model_weights_config.json"), "the weights config", where),
-                              "data/weights/", names, where)
-        _check_payload_config(load_json(read("data/constants/model_constants_config.json"), "the constants config",
-                                        where), "data/constants/", names, where)
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as w:
-            for name in sorted(names):
-                # The example inputs are always a pickle; the program runs without them (the
-                # loader reads an empty entry as "none").
-                w.writestr(f"{root}/{name}", b"" if name == _SAMPLE_INPUTS else read(name))
-            if _SAMPLE_INPUTS not in names:
-                w.writestr(f"{root}/{_SAMPLE_INPUTS}", b"")
+            # The example inputs are always a pickle; the program runs without them (the
+            # loader reads an empty entry as "none").
+            w.writestr(f"{root}/{name}", b"" if name == _SAMPLE_INPUTS else read(name))
+        if _SAMPLE_INPUTS not in names:
+            w.writestr(f"{root}/{_SAMPLE_INPUTS}", b"")
     return out.getvalue()
