@@ -453,7 +453,6 @@ def cmd_retarget(args: Any) -> int:
     import cv2
 
     from .engine import Engine
-    from .errors import BackendUnavailable
     from .pose_sources import open_driving
 
     try:
@@ -465,7 +464,7 @@ def cmd_retarget(args: Any) -> int:
             stats = retarget(engine, photo, _load_source_pose(args.source_pose), driving, output=args.output,
                              show=args.show, layout=args.layout, stats_path=args.stats,
                              smoothing=not args.no_smoothing, overlay=args.overlay)
-    except (OSError, ValueError, BackendUnavailable, RuntimeError) as exc:  # PlanError is a ValueError
+    except (OSError, ValueError, RuntimeError) as exc:  # PlanError, BackendUnavailable included
         print(f"pyposert retarget: error: {one_line(exc)}", file=sys.stderr)
         return 1
     lat = stats["latency"]["end_to_end"]
