@@ -75,7 +75,7 @@ def run_demo(output: Path, model: Optional[Path] = None, frames: int = 150, back
 
     model = Path(model) if model is not None else default_model()
     media = models_dir() / "demo"
-    if not model.is_file():
+    if not model.exists():  # a folder or named pipe gets the Engine's own message
         raise FileNotFoundError(f"model not found: {model} (the shipped default is models/nram.plan; "
                                 f"see models/MODEL_CARD.md to rebuild it)")
     for name in ("person.png", "person_pose.json", "driving-poses.csv"):
