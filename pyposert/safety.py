@@ -126,8 +126,9 @@ def check_zip(zf: zipfile.ZipFile, archive_size: int, where: str) -> list[zipfil
             raise PlanError(f"{where} is refused: archive entry {info.filename!r} is compressed; every entry must "
                             "be stored (uncompressed)")
         if info.file_size != info.compress_size or info.header_offset + info.compress_size > archive_size:
-            raise PlanError(f"{where} is refused: archive entry {info.filename!r} declares {info.file_size} bytes, "
-                            f"more than the {archive_size}-byte archive holds")
+            raise PlanError(f"{where} is refused: archive entry {info.filename!r} declares {info.file_size} bytes "
+                            f"({info.compress_size} stored), which a {archive_size}-byte archive of stored entries "
+                            "cannot hold")
         total += info.file_size
         if total > archive_size:
             raise PlanError(f"{where} is refused: its entries declare more bytes than the archive holds "
