@@ -254,6 +254,10 @@ class TensorRTBackend:
         _check(cudart, cudart.cudaSetDevice(device_index), "cudaSetDevice")
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
+        if hasattr(self._runtime, "engine_host_code_allowed"):
+            # TensorRT's default, said out loud: host code embedded in an engine (the lean runtime
+            # of version-compatible engines) is never loaded.
+            self._runtime.engine_host_code_allowed = False
         engine = self._runtime.deserialize_cuda_engine(engine_bytes)
         if engine is None:
             raise PlanError(f"TensorRT {trt.__version__} cannot deserialise {where} (see its log above): corrupt, "
