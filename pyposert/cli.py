@@ -99,6 +99,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     add_retarget_parser(sub)
     add_complete_parser(sub)
     add_bench_parser(sub)
+    from pyposert.signing import add_sign_parsers
+
+    add_sign_parsers(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args))

@@ -16,6 +16,9 @@ be signed).
     signing.sign_bundle("model.plan", seed)              # adds manifest.sig (rewrites the file)
     signing.public_key(seed).hex()                       # what users put in POSERT_TRUSTED_KEYS
 
+or on the command line: ``pyposert keygen --out release.key`` (prints the public key), then
+``pyposert sign --model model.plan --key release.key``.
+
 The arithmetic is RFC 8032's reference (section 6) in plain Python (the runtime needs no
 cryptography package): verification takes a few milliseconds. Signing is not constant-time:
 sign release bundles on a machine you trust, not on a shared server.
@@ -23,12 +26,13 @@ sign release bundles on a machine you trust, not on a shared server.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import re
 import secrets
-from typing import Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 from .errors import PlanError
 
@@ -243,3 +247,39 @@ def sign_bundle(path: Union[str, "os.PathLike[str]"], seed: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# ------------------------------------------------------------------ command line
+def add_sign_parsers(subparsers: Any) -> None:
+    """Register ``pyposert keygen`` and ``pyposert sign`` (used by cli.py)."""
+    keygen = subparsers.add_parser("keygen", help="make an Ed25519 key pair for signing bundles")
+    keygen.add_argument("--out", required=True, metavar="KEY", help="file for the secret key (hex; kept private)")
+    keygen.set_defaults(fn=_cmd_keygen)
+    signer = subparsers.add_parser("sign", help="sign a .plan bundle (adds manifest.sig)")
+    signer.add_argument("--model", required=True, help="the bundle to sign (rewritten in place)")
+    signer.add_argument("--key", required=True, metavar="KEY", help="secret key file written by `pyposert keygen`")
+    signer.set_defaults(fn=_cmd_sign)
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    seed = generate_key()
+    # Created 0600 and never overwritten: a secret key must not replace another by accident.
+    fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(seed.hex() + "\n")
+    print(f"wrote the secret key to {args.out} (keep it private)")
+    print(f"public key: {public_key(seed).hex()}  (give it to users: {TRUSTED_KEYS_ENV}=<public key>)")
+    return 0
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from .safety import open_regular
+
+    with open_regular(args.key, "key file") as f:
+        text = f.read(200).decode("ascii", "replace").strip()
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise ValueError(f"{args.key} is not a key file written by `pyposert keygen` (64 hex digits)")
+    seed = bytes.fromhex(text)
+    sign_bundle(args.model, seed)
+    print(f"signed {args.model} with public key {public_key(seed).hex()}")
+    return 0

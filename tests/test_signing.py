@@ -98,3 +98,17 @@ def test_trusted_key_forms() -> None:
     for bad in ("", "abc", b"short", [123]):
         with pytest.raises(ValueError):
             signing.parse_trusted_keys(bad)  # type: ignore[arg-type]
+
+
+def test_keygen_and_sign_commands(plan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = tmp_path / "release.key"
+    assert cli(["keygen", "--out", str(key)]) == 0
+    public = capsys.readouterr().out.split("public key: ")[1].split()[0]
+    assert (key.stat().st_mode & 0o777) == 0o600
+    assert cli(["keygen", "--out", str(key)]) == 1  # never overwrites a key
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert cli(["sign", "--model", str(plan), "--key", str(key)]) == 0
+    assert read_bundle(plan, public).signed_by == bytes.fromhex(public)
+    (tmp_path / "bad.key").write_text("not a key")
+    assert cli(["sign", "--model", str(plan), "--key", str(tmp_path / "bad.key")]) == 1
+    assert "not a key file" in capsys.readouterr().err
