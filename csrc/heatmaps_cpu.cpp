@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -151,7 +152,10 @@ inline void fill_row(uint16_t* row, const float* gx, float fy, int64_t n) { row_
 template <typename T>
 void gaussian_channel(T* channel, float kx, float ky, const HeatmapParams& p,
                       std::vector<float>& gx, std::vector<float>& gy) {
-  const float inv = -1.0f / (2.0f * p.sigma * p.sigma);
+  // For a tiny sigma, 2 sigma^2 underflows and inv becomes -inf; the joint's own pixel then
+  // computes 0 * -inf = NaN. Clamped to the largest finite value, that pixel gets exp(0) = 1
+  // and every other pixel an exponent far below -87 (an exact 0): the limit of the Gaussian.
+  const float inv = std::max(-1.0f / (2.0f * p.sigma * p.sigma), -std::numeric_limits<float>::max());
   row_fill().axis(gx.data(), p.width, kx, inv);
   row_fill().axis(gy.data(), p.height, ky, inv);
   for (int64_t y = 0; y < p.height; ++y) {

@@ -20,7 +20,12 @@ __device__ __forceinline__ float pixel_value(float x, float y, float scale_x, fl
   const float dx = px - (x * scale_x + offset_x);
   const float dy = py - (y * scale_y + offset_y);
   const float d2 = dx * dx + dy * dy;
-  if (mode == HeatmapMode::kGaussian) return expf(-d2 / (2.0f * sigma * sigma));
+  if (mode == HeatmapMode::kGaussian) {
+    // The joint's own pixel is exactly 1 even when 2 sigma^2 underflows to 0 (0 / 0 = NaN);
+    // elsewhere -d2 / 0 = -inf gives exp = 0, the limit of a vanishing Gaussian.
+    if (d2 == 0.0f) return 1.0f;
+    return expf(-d2 / (2.0f * sigma * sigma));
+  }
   return d2 <= radius * radius ? 1.0f : 0.0f;
 }
 

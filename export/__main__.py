@@ -116,6 +116,8 @@ def export_bundle(checkpoint: str | Path, output: str | Path, *, fp16: bool = Fa
 
     start = time.perf_counter()
     out = Path(output)
+    if out.is_dir():  # found now, not as an IsADirectoryError after minutes of export
+        raise ValueError(f"-o {out} is a directory; give the bundle's file name, e.g. {out / 'model.plan'}")
     folder = resolve_checkpoint(checkpoint)
     opset = ox.DEFAULT_OPSET if opset is None else int(opset)
     if opset < ox.MIN_OPSET:
@@ -248,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--tensorrt", action="store_true",
                     help="build TensorRT engines for this GPU (needs TensorRT >= 10.9, a CUDA torch and nvcc)")
     ap.add_argument("--torch-export", action="store_true", help="include a torch.export program (model.pt2)")
-    ap.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    ap.add_argument("--opset", type=int, default=None, help="ONNX opset, >= 18 (default 18)")
     ap.add_argument("--name", default=None, help="model name in the manifest (default: the config's model name)")
     ap.add_argument("--model-version", default=None, help="model version string (default: step-<training step>)")
     ap.add_argument("--ptx-cache", default=None, help="folder caching the plugins' PTX (default ~/.cache/pyposert/ptx)")
@@ -270,8 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cli() -> int:
     try:
         return main()
-    except (BackendUnavailable, PlanError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"python -m export: error: {exc}", file=sys.stderr)
+    except (BackendUnavailable, PlanError, OSError, ValueError, RuntimeError) as exc:
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        print(f"python -m export: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -255,7 +255,8 @@ def add_bench_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("bench", help="FPS and per-stage p50/p99 latency: the engine alone and the whole "
                                             "retargeting loop")
     p.add_argument("--model", default="models/nram.plan", help="model bundle / .onnx (default: models/nram.plan)")
-    p.add_argument("--backend", default="auto", help="auto | tensorrt | torch | onnxruntime")
+    p.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "torch", "onnxruntime"),
+                   help="auto | tensorrt | torch | onnxruntime")
     p.add_argument("--frames", type=_count(1), default=200, help="timed frames per part (default 200)")
     p.add_argument("--warmup", type=_count(0), default=20, help="untimed engine runs first (default 20)")
     p.add_argument("--threads", type=_count(1), help="CPU threads for the network and pyposert's kernels "
@@ -280,11 +281,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import pyposert
 
     from .engine import Engine
-    from .errors import BackendUnavailable
 
     model = Path(args.model)
     try:
-        if not model.is_file():
+        if not model.exists():  # a folder or named pipe gets the Engine's own message
             raise FileNotFoundError(f"model file not found: {model} (export one with `python -m export RUN_DIR -o "
                                     f"{model}`, or pass --model)")
         if args.threads is not None:
@@ -302,8 +302,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 "driving": {"source": driving_desc, "frame_size": list(frame_size) if frame_size else None},
                 "engine_alone": alone, "retarget": loop,
             }
-    except (OSError, ValueError, BackendUnavailable) as exc:  # PlanError is a ValueError
-        print(f"pyposert bench: error: {exc}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as exc:  # PlanError, BackendUnavailable included
+        print(f"pyposert bench: error: {'; '.join(line.strip() for line in str(exc).splitlines() if line.strip())}",
+              file=sys.stderr)
         return 1
     threads = args.threads if args.threads is not None else "default"
     print(f"pyposert bench: {model.name} on {results['backend']} ({results['device']}), model "

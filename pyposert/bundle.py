@@ -45,8 +45,10 @@ then 18 target channels) or ``source_keypoints`` / ``target_keypoints`` float32 
 ``masked_parsing``, ``erase_mask``, ``pose_heatmaps`` [B, 18, H, W], ``garment_crops``,
 ``noise`` -> ``parsing``, ``image`` (shapes in :mod:`pyposert.completion`).
 
-Reading executes nothing from the file: the manifest is JSON, payloads are returned as bytes
-after their SHA-256 is checked. Everything that makes a file unusable raises
+Reading executes nothing from the file: the manifest is bounded JSON, payloads are returned as
+bytes after their SHA-256 is checked, and the archive itself must pass the loading policy of
+:mod:`pyposert.safety` (regular file; plain, stored, listed entries). An optional
+``manifest.sig`` entry holds an Ed25519 signature of the manifest (:mod:`pyposert.signing`). Everything that makes a file unusable raises
 :class:`pyposert.errors.PlanError` saying what is wrong. This module imports only the standard
 library (no numpy, no torch).
 """
@@ -65,6 +67,8 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from .errors import PlanError
+from .safety import check_zip, load_json, open_regular
+from .signing import SIGNATURE_NAME, parse_trusted_keys, verify_manifest
 
 __all__ = [
     "FORMAT",
@@ -91,7 +95,10 @@ PAYLOAD_KINDS: tuple[str, ...] = ("onnx", "onnx-pyposert", "tensorrt", "torch-ex
 PRECISIONS: tuple[str, ...] = ("fp16", "fp32")  # preference order of tensorrt_engine_for
 
 # A manifest is a few kB; refusing huge ones keeps a hostile file from exhausting memory.
-_MAX_MANIFEST_BYTES = 4 << 20
+_MAX_MANIFEST_BYTES = 1 << 20
+_MAX_MANIFEST_DEPTH = 32  # real manifests nest 4 levels (input.completion.parsing_classes)
+_MAX_FRAME_SIDE = 4096  # model frame sides (pixels; the paper size is 256 x 176): more is a typo or an attack on memory
+_MAX_COMPLETION_SIDE = 1024  # crop_size, latent (64 and 8 in the shipped model)
 # Payload names are archive paths: relative, '/'-separated, no '..', portable characters.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 # What a network does (manifest "task"); the first is the default of manifests without the key.
@@ -240,6 +247,8 @@ def _check_manifest(manifest: Any, path: str) -> dict[str, Any]:
     for key in ("height", "width"):
         if _require(inp, key, int, "input", path) < 1:
             raise _bad_manifest(path, f"input.{key} must be >= 1, got {inp[key]}")
+        if inp[key] > _MAX_FRAME_SIDE:
+            raise _bad_manifest(path, f"input.{key} must be <= {_MAX_FRAME_SIDE}, got {inp[key]}")
     expected = {"keypoint_format": "coco18", "keypoint_order": "xy", "image": "rgb", "normalisation": "[-1,1]"}
     for key, value in expected.items():
         # Only one convention exists today; anything else is a file this code would misread.
@@ -266,7 +275,7 @@ def _check_manifest(manifest: Any, path: str) -> dict[str, Any]:
         if not isinstance(entry, dict):
             raise _bad_manifest(path, f"{where} must be an object, got {entry!r}")
         name = _require(entry, "name", str, where, path)
-        if not _NAME_RE.match(name) or name == MANIFEST_NAME:
+        if not _NAME_RE.match(name) or name in (MANIFEST_NAME, SIGNATURE_NAME):
             raise _bad_manifest(path, f"{where}.name {name!r} is not a valid payload name")
         if name in seen:
             raise _bad_manifest(path, f"payload {name!r} is listed twice")
@@ -299,11 +308,15 @@ def _check_completion(inp: Mapping[str, Any], path: str) -> None:
     for key in ("crop_size", "latent"):
         if _require(comp, key, int, where, path) < 1:
             raise _bad_manifest(path, f"{where}.{key} must be >= 1, got {comp[key]}")
+        if comp[key] > _MAX_COMPLETION_SIDE:
+            raise _bad_manifest(path, f"{where}.{key} must be <= {_MAX_COMPLETION_SIDE}, got {comp[key]}")
     margin = _require(comp, "margin", (int, float), where, path)
     if not (margin >= 0 and margin != float("inf")):
         raise _bad_manifest(path, f"{where}.margin must be finite and >= 0, got {margin}")
     if _require(comp, "pad", int, where, path) < 0:
         raise _bad_manifest(path, f"{where}.pad must be >= 0, got {comp['pad']}")
+    if comp["pad"] > _MAX_FRAME_SIDE:
+        raise _bad_manifest(path, f"{where}.pad must be <= {_MAX_FRAME_SIDE}, got {comp['pad']}")
     for key, expected in (("parsing_classes", _PARSING_CLASSES), ("garments", _GARMENTS)):
         value = _require(comp, key, list, where, path)
         if tuple(value) != expected:
@@ -319,6 +332,8 @@ class Bundle:
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = path
         self.manifest = manifest
+        # The Ed25519 public key whose signature was checked (read_bundle with trusted_keys).
+        self.signed_by: bytes | None = None
         self._payloads = {
             p["name"]: PayloadInfo(p["name"], p["kind"], p["sha256"], p["size"],
                                    {k: v for k, v in p.items() if k not in ("name", "kind", "sha256", "size")})
@@ -386,17 +401,19 @@ class Bundle:
         """The payload's bytes after checking its size and SHA-256 against the manifest."""
         info = self.payload(name)
         try:
-            with zipfile.ZipFile(self.path) as zf:
+            # Reopened per read (bundles are read once, at load); the same checks as read_bundle
+            # so a file swapped for a named pipe since then cannot hang this.
+            with open_regular(self.path, "model bundle") as f, zipfile.ZipFile(f) as zf:
                 try:
                     entry = zf.getinfo(name)
                 except KeyError:
                     raise PlanError(f"payload {name!r} is listed in the manifest of {self.path} but missing "
                                     "from the archive (incomplete or edited file)") from None
-                if entry.file_size != info.size:
+                if entry.file_size != info.size or entry.compress_type != zipfile.ZIP_STORED:
                     raise PlanError(f"payload {name!r} in {self.path} is {entry.file_size} bytes, the manifest "
                                     f"says {info.size} (corrupt or edited file)")
                 data = zf.read(entry)
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
             raise PlanError(f"payload {name!r} in {self.path} is corrupt or truncated ({exc})") from None
@@ -459,42 +476,63 @@ def _open_error(path: str, exc: BaseException, head: bytes) -> PlanError:
     return PlanError(f"not a pyposert .plan bundle: {path} (not a zip archive)")
 
 
-def read_bundle(path: PathLike) -> Bundle:
+def read_bundle(path: PathLike, trusted_keys: Any = None) -> Bundle:
     """Open and validate a ``.plan`` bundle (manifest, versions, payload presence and sizes).
+
+    Hostile files are refused before anything is parsed beyond the zip directory: the path
+    must be a regular file; every archive entry must be a stored (uncompressed) plain file
+    with a relative name, listed once, no larger than the archive, and either the manifest
+    or a payload the manifest lists; the manifest must be bounded JSON (see
+    :mod:`pyposert.safety`).
+
+    trusted_keys: None (signatures not checked), or Ed25519 public keys
+    (:func:`pyposert.signing.parse_trusted_keys`): then the bundle must carry a valid
+    ``manifest.sig`` by one of them (:mod:`pyposert.signing`).
 
     Raises:
         FileNotFoundError: no such file.
-        PlanError: not a zip / foreign zip / truncated or corrupt / invalid manifest / written
-            with a newer format_version / a listed payload missing or of the wrong size.
+        PlanError: not a regular file / not a zip / foreign zip / truncated or corrupt /
+            an entry outside the policy / invalid manifest / written with a newer
+            format_version / a listed payload missing or of the wrong size.
     """
     p = Path(path)
     shown = str(p)
-    if not p.is_file():
-        raise FileNotFoundError(f"no such model bundle: {shown}")
-    with open(p, "rb") as f:
+    with open_regular(p, "model bundle") as f:
         head = f.read(4)
-    try:
-        with zipfile.ZipFile(p) as zf:
-            infos = zf.infolist()
-            names = [i.filename for i in infos]
-            if MANIFEST_NAME not in names:
-                raise PlanError(f"not a pyposert .plan bundle: {shown} (a zip archive without {MANIFEST_NAME})")
-            if len(set(names)) != len(names):
-                raise PlanError(f"pyposert .plan bundle {shown} is corrupt: duplicate archive entries")
-            minfo = zf.getinfo(MANIFEST_NAME)
-            if minfo.file_size > _MAX_MANIFEST_BYTES:
-                raise PlanError(f"not a pyposert .plan bundle: {shown} ({MANIFEST_NAME} is {minfo.file_size} bytes)")
-            raw = zf.read(minfo)
-    except PlanError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
-        raise _open_error(shown, exc, head) from None
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PlanError(f"not a pyposert .plan bundle: {shown} ({MANIFEST_NAME} is not valid JSON: {exc})") from None
+        f.seek(0, os.SEEK_END)
+        archive_size = f.tell()
+        f.seek(0)
+        try:
+            with zipfile.ZipFile(f) as zf:
+                infos = check_zip(zf, archive_size, f"pyposert .plan bundle {shown}")
+                names = [i.filename for i in infos]
+                if MANIFEST_NAME not in names:
+                    raise PlanError(f"not a pyposert .plan bundle: {shown} (a zip archive without {MANIFEST_NAME})")
+                minfo = zf.getinfo(MANIFEST_NAME)
+                if minfo.file_size > _MAX_MANIFEST_BYTES:
+                    raise PlanError(f"not a pyposert .plan bundle: {shown} ({MANIFEST_NAME} is {minfo.file_size} "
+                                    "bytes)")
+                raw = zf.read(minfo)
+                signature = zf.read(SIGNATURE_NAME) if SIGNATURE_NAME in names else None
+                if signature is not None and len(signature) > 4096:
+                    raise PlanError(f"pyposert .plan bundle {shown} is refused: {SIGNATURE_NAME} is "
+                                    f"{len(signature)} bytes")
+        except PlanError:
+            raise
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+            raise _open_error(shown, exc, head) from None
+    signed_by = None
+    if trusted_keys is not None:  # before the manifest is even parsed: an unsigned file gets no further
+        signed_by = verify_manifest(raw, signature, parse_trusted_keys(trusted_keys), f"pyposert .plan bundle {shown}")
+    manifest = load_json(raw, MANIFEST_NAME, f"not a pyposert .plan bundle: {shown}", max_depth=_MAX_MANIFEST_DEPTH)
     _check_manifest(manifest, shown)
     sizes = {i.filename: i.file_size for i in infos}
+    listed = {entry["name"] for entry in manifest["payloads"]}
+    for name in names:
+        if name not in (MANIFEST_NAME, SIGNATURE_NAME) and name not in listed:
+            # Nothing reads it, but a file carrying unlisted data is not one pyposert wrote.
+            raise PlanError(f"pyposert .plan bundle {shown} is refused: archive entry {name!r} is not listed in its "
+                            "manifest")
     for entry in manifest["payloads"]:
         name = entry["name"]
         if name not in sizes:
@@ -503,7 +541,9 @@ def read_bundle(path: PathLike) -> Bundle:
         if sizes[name] != entry["size"]:
             raise PlanError(f"payload {name!r} in {shown} is {sizes[name]} bytes, the manifest says {entry['size']} "
                             "(corrupt or edited file)")
-    return Bundle(p, manifest)
+    bundle = Bundle(p, manifest)
+    bundle.signed_by = signed_by
+    return bundle
 
 
 def is_bundle(path: PathLike) -> bool:

@@ -11,6 +11,7 @@ import sys
 from typing import Optional, Sequence
 
 import pyposert
+from pyposert._cli_args import one_line
 
 
 def describe_model(path: str) -> list[str]:
@@ -24,9 +25,6 @@ def describe_model(path: str) -> list[str]:
     from pyposert.engine import _TASK_METHODS, _load_model
 
     model = _load_model(path)
-    if model.kind == "raw":
-        return [f"  model       : {model.path} (not a bundle or .onnx: a raw TensorRT engine; its task shows once "
-                f"TensorRT loads it)"]
     if model.kind == "bundle":
         b = model.bundle
         spec = b.input_spec
@@ -61,8 +59,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         try:
             model_lines = describe_model(args.model)
         except (OSError, ValueError, BackendUnavailable) as exc:  # PlanError is a ValueError
-            message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-            print(f"pyposert info: error: {message}", file=sys.stderr)
+            print(f"pyposert info: error: {one_line(exc)}", file=sys.stderr)
             return 1
     info = pyposert.build_info()
     print(f"pyposert {info['version']}")
@@ -102,5 +99,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     add_retarget_parser(sub)
     add_complete_parser(sub)
     add_bench_parser(sub)
+    from pyposert.signing import add_sign_parsers
+
+    add_sign_parsers(sub)
     args = parser.parse_args(argv)
-    return int(args.fn(args))
+    try:
+        return int(args.fn(args))
+    except (OSError, ValueError, RuntimeError, RecursionError, MemoryError) as exc:
+        # Each command reports its own expected errors; this is the net under them, so no
+        # command ends in a traceback (PlanError and BackendUnavailable are among these types).
+        print(f"pyposert {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 1

@@ -64,7 +64,8 @@ def add_complete_parser(subparsers: Any) -> None:
     p.add_argument("--output", required=True, metavar="OUT.png",
                    help="result; with several samples OUT_0.png, OUT_1.png, ...")
     p.add_argument("--grid", metavar="GRID.png", help="also write photo | erased | samples, parsings underneath")
-    p.add_argument("--backend", default="auto", help="auto | tensorrt | torch | onnxruntime")
+    p.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "torch", "onnxruntime"),
+                   help="auto | tensorrt | torch | onnxruntime")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: the backend's choice)")
     p.set_defaults(fn=cmd_complete)
 
@@ -143,7 +144,6 @@ def cmd_complete(args: argparse.Namespace) -> int:
     import cv2
 
     from .engine import Engine
-    from .errors import BackendUnavailable
     from .retarget import _check_output, _load_source_pose
 
     try:
@@ -173,7 +173,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
             _write(path, image)
         if grid_path is not None:
             _write(grid_path, grid_image(photo, completion.check_parsing(parsing), result))
-    except (OSError, ValueError, BackendUnavailable) as exc:  # PlanError is a ValueError
+    except (OSError, ValueError, RuntimeError) as exc:  # PlanError, BackendUnavailable included
         print(f"pyposert complete: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     what = args.garment if args.mask is None else f"mask {args.mask}" + (f" ({args.garment})" if args.garment else "")

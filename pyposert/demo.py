@@ -21,6 +21,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ._cli_args import count, one_line
+from .backends import BACKEND_NAMES
+
 __all__ = ["models_dir", "default_model", "run_demo", "add_demo_parser"]
 
 
@@ -72,7 +75,7 @@ def run_demo(output: Path, model: Optional[Path] = None, frames: int = 150, back
 
     model = Path(model) if model is not None else default_model()
     media = models_dir() / "demo"
-    if not model.is_file():
+    if not model.exists():  # a folder or named pipe gets the Engine's own message
         raise FileNotFoundError(f"model not found: {model} (the shipped default is models/nram.plan; "
                                 f"see models/MODEL_CARD.md to rebuild it)")
     for name in ("person.png", "person_pose.json", "driving-poses.csv"):
@@ -125,8 +128,8 @@ def _complete(plan: Path, photo: np.ndarray, parsing_path: Path, pose: Any, out:
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
         stats = run_demo(Path(args.output), Path(args.model) if args.model else None, args.frames, args.backend)
-    except (OSError, ValueError) as exc:
-        print(f"pyposert demo: error: {exc}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as exc:  # PlanError, BackendUnavailable included
+        print(f"pyposert demo: error: {one_line(exc)}", file=sys.stderr)
         return 1
     lat = stats["latency"]
     print(f"model {stats['model']} on {stats['backend']} ({stats['device']})")
@@ -147,6 +150,6 @@ def add_demo_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("demo", help="retarget the shipped demo person with the shipped default model")
     p.add_argument("--output", default="out", help="folder for demo.mp4, demo_preview.png, demo_stats.json")
     p.add_argument("--model", help="model bundle (default: models/nram.plan)")
-    p.add_argument("--frames", type=int, default=150, help="driving frames (25 FPS)")
-    p.add_argument("--backend", default="auto", help="auto | tensorrt | torch | onnxruntime")
+    p.add_argument("--frames", type=count(1), default=150, help="driving frames, >= 1 (25 FPS; default 150)")
+    p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="auto | tensorrt | torch | onnxruntime")
     p.set_defaults(fn=cmd_demo)

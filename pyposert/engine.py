@@ -167,24 +167,37 @@ def _to_model(box: ops.Letterbox, keypoints: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ model files
-def _load_model(path: Union[str, os.PathLike]) -> ModelFile:
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"model file not found: {p}")
-    if p.is_dir():
-        raise PlanError(f"{p} is a directory; expected a .plan bundle, an .onnx file or a TensorRT engine")
-    if p.suffix.lower() == ".onnx":
-        return ModelFile(p, "onnx")
+def _load_model(path: Union[str, os.PathLike], trusted_keys: Any = None) -> ModelFile:
+    """What ``path`` is: a bundle (read and validated), or a bare .onnx (checked when a
+    backend reads it). Paths that are not regular files (folders, named pipes, devices) are
+    refused before anything is read from them. With ``trusted_keys`` (or the environment's
+    POSERT_TRUSTED_KEYS) only a bundle signed by one of them is accepted."""
     from . import bundle  # the bundle reader: never executes code from the file
+    from .safety import open_regular
+    from .signing import TRUSTED_KEYS_ENV, parse_trusted_keys, trusted_keys_from_env
 
-    with open(p, "rb") as f:
+    keys = trusted_keys_from_env() if trusted_keys is None else parse_trusted_keys(trusted_keys)
+
+    p = Path(path)
+    if not os.path.lexists(p):
+        raise FileNotFoundError(f"model file not found: {p}")
+    with open_regular(p) as f:
         head = f.read(4)
+    if p.suffix.lower() == ".onnx":
+        if keys is not None:
+            raise PlanError(f"{p} is a bare ONNX file, which cannot be signed; signed bundles are required "
+                            f"({TRUSTED_KEYS_ENV} or trusted_keys=)")
+        return ModelFile(p, "onnx")
     # Bundles are zip archives. Anything zip-like is read as one, so a truncated or damaged
-    # bundle reports what is wrong with it (PlanError) instead of being mistaken for a raw
-    # TensorRT engine (which trtexec also likes to name *.plan).
+    # bundle reports what is wrong with it (PlanError) instead of being mistaken for
+    # something else.
     if head in (b"PK\x03\x04", b"PK\x05\x06") or (p.suffix.lower() == ".plan" and not head):
-        return ModelFile(p, "bundle", bundle.read_bundle(p))
-    return ModelFile(p, "raw")
+        return ModelFile(p, "bundle", bundle.read_bundle(p, keys))
+    # A bare TensorRT engine is native code with nothing to check it against: pyposert
+    # deserialises engines only from bundles whose hashes check.
+    raise PlanError(f"{p} is neither a pyposert bundle nor an ONNX model (a .plan bundle or an .onnx file). A bare "
+                    f"TensorRT engine is not loaded on its own: it is native code, so pyposert loads engines only "
+                    f"from a .plan bundle whose hashes check (python -m export CHECKPOINT --tensorrt)")
 
 
 def _bundle_spec(model: ModelFile) -> tuple[int, int, HeatmapSpec]:
@@ -344,8 +357,8 @@ class Engine:
         path: a ``.plan`` bundle, a bare ``.onnx`` (heatmap or completion contract; size from
             the graph, heatmaps Gaussian with sigma = 6 * H / 256; a completion graph's crop
             size and latent width from its garment_crops / noise inputs, the erase-region
-            growth completion.DEFAULT_MARGIN / DEFAULT_PAD), or a raw TensorRT engine file
-            (TensorRT backend only).
+            growth completion.DEFAULT_MARGIN / DEFAULT_PAD). A bare TensorRT engine file is
+            refused: engines are native code and load only from bundles whose hashes check.
         backend: "auto" (TensorRT -> torch on CUDA -> ONNX Runtime) | "tensorrt" | "torch" |
             "onnxruntime".
         device: None (backend's choice) | "cpu" | "cuda" | "cuda:N".
@@ -354,6 +367,9 @@ class Engine:
         pose_estimator: callable image_bgr -> pose ((18, 3) (x, y, confidence) pixels) or
             None (nobody found), used when ``source_pose`` is not given (default: MediaPipe,
             when the ``pyposert[pose]`` extra is installed; made on first use).
+        trusted_keys: Ed25519 public keys (hex strings or 32-byte values); when given, or when
+            the environment variable POSERT_TRUSTED_KEYS holds some, only a bundle signed by
+            one of them loads (:mod:`pyposert.signing`).
 
     Safe to use from several threads at once: each thread gets its own input buffers, the
     backends release the GIL (or serialise on their one GPU context), results are identical.
@@ -364,11 +380,11 @@ class Engine:
 
     def __init__(self, path: Union[str, os.PathLike], backend: str = "auto", device: Optional[str] = None,
                  threads: Optional[int] = None, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                 pose_estimator: Optional[PoseEstimator] = None) -> None:
+                 pose_estimator: Optional[PoseEstimator] = None, trusted_keys: Any = None) -> None:
         self.min_confidence = float(min_confidence)
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
-        self._model = _load_model(path)
+        self._model = _load_model(path, trusted_keys)
         self._backend = open_backend(self._model, backend, device, threads)
         where = self._model.path.name
         self._task = _model_task(self._model, self._backend, where)
@@ -398,6 +414,7 @@ class Engine:
         self._estimator_tried = pose_estimator is not None
         self._owns_estimator = False
         self._estimator_lock = threading.Lock()
+        self._closed = False
 
     # ---------------------------------------------------------------- properties
     @property
@@ -437,8 +454,24 @@ class Engine:
             raise ValueError(f"{method} needs a {task} model; {self._model.path.name} is a {self._task} model: "
                              f"use Engine.{_TASK_METHODS[self._task]}")
 
+    def _check_open(self) -> None:
+        """RuntimeError after :meth:`close` (instead of a failure deep inside a backend)."""
+        if self._closed:
+            raise RuntimeError(f"this Engine ({self._model.path.name}) is closed: Engine.close() released its "
+                               f"model; create a new Engine to run it again")
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
     def close(self) -> None:
-        """Release the backend (sessions, GPU memory) and the default pose estimator."""
+        """Release the backend (sessions, GPU memory) and the default pose estimator. Calling
+        it again does nothing; running the Engine (or a Source made by it) afterwards raises
+        RuntimeError."""
+        if self._closed:
+            return
+        self._closed = True
         self._backend.close()
         with self._estimator_lock:
             if self._owns_estimator and self._estimator is not None:
@@ -471,6 +504,7 @@ class Engine:
         For a video, use :meth:`source` once and :meth:`Source.run` per frame.
         ValueError on a completion model (use :meth:`complete`).
         """
+        self._check_open()
         self._require_task("pose_transfer", "Engine.run()")
         return self.source(image, source_pose).run(pose, pose_size=target_size, output_size=output_size)
 
@@ -483,6 +517,7 @@ class Engine:
         nobody or every joint is missing; ValueError when there is no estimator). ValueError on
         a completion model (use :meth:`complete`).
         """
+        self._check_open()
         self._require_task("pose_transfer", "Engine.source()")
         image = check_image(image)
         if source_pose is None:
@@ -547,6 +582,7 @@ class Engine:
                 output_size (the engine stays usable), or a pose-transfer model (use
                 :meth:`run`).
         """
+        self._check_open()
         self._require_task("completion", "Engine.complete()")
         spec = self.spec
         comp = spec.completion
@@ -697,6 +733,7 @@ class Source:
     # ---------------------------------------------------------------- rendering
     def _render(self, targets: np.ndarray, unletterbox: bool) -> list[np.ndarray]:
         """targets: float32 [B, 18, 2] (x, y) model pixels -> B uint8 HWC BGR images."""
+        self._engine._check_open()
         backend = self._engine._backend
         if self._device_source is not None:
             return backend.render(self._device_source, targets, unletterbox=unletterbox)

@@ -431,6 +431,10 @@ def from_model_output(
     Returns:
         uint8 [h, w, 3], u8 = clamp(floor((v + 1) * 127.5 + 0.5), 0, 255).
     """
+    if not isinstance(box, Letterbox):
+        raise ValueError(f"box must be the Letterbox that ops.to_model_input returned for the source image (or "
+                         f"ops.letterbox(H, W, H, W) for an image already at the model size), got "
+                         f"{type(box).__name__}")
     info = array_info(output, "output")
     _check(info, f"[3, {box.height}, {box.width}] float32/float16 RGB", (3, box.height, box.width),
            ("float32", "float16"))

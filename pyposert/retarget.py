@@ -34,6 +34,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ._cli_args import frame_size, one_line, positive_float
+from .backends import BACKEND_NAMES
 from .pose_sources import PoseFrame, PoseSource
 from .smoothing import PoseSmoother
 
@@ -420,12 +422,12 @@ def add_retarget_parser(subparsers: Any) -> None:
     p.add_argument("--model", default="models/nram.plan", help="model bundle / .onnx (default: models/nram.plan)")
     p.add_argument("--layout", choices=LAYOUTS, default="result", help="result, or driving | result")
     p.add_argument("--stats", metavar="STATS.json", help="write the summary (frames, drops, latency) as JSON")
-    p.add_argument("--fps", type=float, help="frame rate of pose folders / CSVs (default 25)")
-    p.add_argument("--driving-size", metavar="HxW",
+    p.add_argument("--fps", type=positive_float, help="frame rate of pose folders / CSVs, > 0 (default 25)")
+    p.add_argument("--driving-size", metavar="HxW", type=frame_size,
                    help="frame size of OpenPose/CSV poses, e.g. 720x1280 (default: unknown / from the CSV name)")
     p.add_argument("--no-smoothing", action="store_true", help="disable One-Euro smoothing")
     p.add_argument("--overlay", action="store_true", help="draw FPS and latency on the frames")
-    p.add_argument("--backend", default="auto", help="auto | tensorrt | torch | onnxruntime")
+    p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="auto | tensorrt | torch | onnxruntime")
     p.set_defaults(fn=cmd_retarget)
 
 
@@ -457,17 +459,13 @@ def cmd_retarget(args: Any) -> int:
         photo = cv2.imread(args.source, cv2.IMREAD_COLOR)
         if photo is None:
             raise OSError(f"cannot read the photo {args.source}")
-        size = None
-        if args.driving_size:
-            h, _, w = args.driving_size.lower().partition("x")
-            size = (int(h), int(w))
-        driving = open_driving(args.driving, fps=args.fps, frame_size=size)
+        driving = open_driving(args.driving, fps=args.fps, frame_size=args.driving_size)
         with Engine(args.model, backend=args.backend) as engine:
             stats = retarget(engine, photo, _load_source_pose(args.source_pose), driving, output=args.output,
                              show=args.show, layout=args.layout, stats_path=args.stats,
                              smoothing=not args.no_smoothing, overlay=args.overlay)
-    except (OSError, ValueError) as exc:
-        print(f"pyposert retarget: error: {exc}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as exc:  # PlanError, BackendUnavailable included
+        print(f"pyposert retarget: error: {one_line(exc)}", file=sys.stderr)
         return 1
     lat = stats["latency"]["end_to_end"]
     print(f"frames read {stats['frames_read']}, written {stats['frames_written']}, dropped {stats['frames_dropped']}, "

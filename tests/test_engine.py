@@ -375,7 +375,7 @@ def _corrupt_variants(bundle: Path, folder: Path) -> dict[str, tuple[Path, str]]
     put("empty.plan", b"", "empty file")
     put("foreign.plan", bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)),
         "neither a pyposert bundle nor an ONNX")
-    put("garbage.onnx", b"not a protobuf at all" * 50, "ONNX Runtime cannot load")
+    put("garbage.onnx", b"not a protobuf at all" * 50, "cannot load garbage.onnx")
     # A payload byte flipped: the manifest hash no longer matches.
     with zipfile.ZipFile(bundle) as zf:
         entries = {i.filename: zf.read(i) for i in zf.infolist()}
@@ -671,8 +671,9 @@ _TRT_OK, _TRT_REASON = tensorrt_backend.availability()[1:]
 @pytest.mark.tensorrt
 @pytest.mark.cuda
 @pytest.mark.skipif(not _TRT_OK, reason=f"TensorRT backend unavailable: {_TRT_REASON}")
-def test_tensorrt_raw_engine_matches_onnxruntime(stub: Path, tmp_path: Path, rng: np.random.Generator) -> None:
-    """Builds a real engine from the stub graph (standard ops) and runs it as a raw engine file."""
+def test_tensorrt_engine_matches_onnxruntime(stub: Path, tmp_path: Path, rng: np.random.Generator) -> None:
+    """Builds a real engine from the stub graph (standard ops) and runs it from a bundle (a bare
+    engine file is refused: engines are native code, loaded only from bundles whose hashes check)."""
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -688,7 +689,18 @@ def test_tensorrt_raw_engine_matches_onnxruntime(stub: Path, tmp_path: Path, rng
     engine_path = tmp_path / "stub.engine"
     engine_path.write_bytes(bytes(builder.build_serialized_network(network, config)))
 
-    e = Engine(engine_path, backend="tensorrt")
+    with pytest.raises(PlanError, match="native code"):
+        Engine(engine_path, backend="tensorrt")
+    from pyposert.bundle import normalise_compute_capability
+
+    cc = normalise_compute_capability(str(pyposert.build_info()["cuda"]["compute_capability"]))  # e.g. 90 -> "9.0"
+    plan = write_bundle(tmp_path / "stub_trt.plan",
+                        _manifest(SH, SW, {"mode": "gaussian", "sigma": 6.0 * SH / 256.0, "radius": 4.0}),
+                        {"model.onnx": ("onnx", stub.read_bytes(), None),
+                         "tensorrt/stub.engine": ("tensorrt", engine_path.read_bytes(),
+                                                  {"compute_capability": cc,
+                                                   "tensorrt_version": trt.__version__, "precision": "fp32"})})
+    e = Engine(plan, backend="tensorrt")
     reference = Engine(stub)
     image, src = _image(rng, 90, 60), _pose(rng, 90, 60)
     source = e.source(image, src)

@@ -215,6 +215,13 @@ def test_torch_export_payload(exported: SimpleNamespace, rng: np.random.Generato
         got = program.module()(x["source_image"], x["pose_heatmaps"])
         want = exported.generator(x["source_image"], x["pose_heatmaps"])
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    # What the torch backend loads: the program rebuilt by the loading policy (no pickled
+    # example inputs, operators only) computes the same.
+    from pyposert.safety import sanitize_torch_program
+
+    safe = torch.export.load(io.BytesIO(sanitize_torch_program(exported.bundle.read_payload("model.pt2"), "model.pt2")))
+    with torch.no_grad():
+        torch.testing.assert_close(safe.module()(x["source_image"], x["pose_heatmaps"]), want, rtol=0, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------- CLI errors

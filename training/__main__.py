@@ -37,11 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "evaluate-real": evaluate_real.run_from_args}
     try:
         return commands[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        # User errors (bad config, missing file, existing run): one clear line, no traceback.
+    except (ValueError, OSError) as e:
+        # User errors (bad config, missing or unreadable file, existing run, damaged checkpoint):
+        # one clear line, no traceback.
         if os.environ.get("POSERT_DEBUG"):
             raise
-        print(f"error: {e}  (POSERT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
+        print(f"error: {message}  (POSERT_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
 
 

@@ -41,6 +41,7 @@ of every epoch's permutation.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -48,7 +49,7 @@ import os
 import sys
 import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,12 @@ class TrainSection:
             raise ValueError("[train] lr_policy 'step' needs lr_step > 0")
         if len(self.betas) != 2:
             raise ValueError(f"[train] betas must be [beta1, beta2], got {self.betas}")
+        # 0 = "only at the end" for the *_every counts; a negative or fractional one is a typo.
+        for name, least in (("eval_every", 0), ("checkpoint_every", 0), ("log_every", 0), ("eval_count", 1),
+                            ("num_workers", 0), ("g1_steps", 0), ("lr_decay_steps", 0), ("lr_step", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"[train] {name} must be an integer >= {least}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -425,8 +432,33 @@ class Checkpoint:
         return g.eval()
 
 
+@contextlib.contextmanager
+def checkpoint_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn what a damaged or hostile checkpoint makes the readers raise (safetensors'
+    SafetensorError, the UnpicklingError of torch.load(weights_only=True) refusing a pickle,
+    a missing key, ...) into one ValueError naming the run folder; FileNotFoundError and our
+    own ValueErrors pass through."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - every reader failure means the same thing here
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ValueError(f"the checkpoint in {path} is corrupt or was not written by pyposert's trainer "
+                         f"({type(exc).__name__}: {first})") from None
+
+
 def load_checkpoint(path: str | os.PathLike[str], *, with_training_state: bool = True,
                     with_discriminators: bool | None = None) -> Checkpoint:
+    """Load a run folder (or its checkpoint.json); see :func:`_load_checkpoint`. Every way the
+    files can be damaged is a ValueError naming the folder."""
+    with checkpoint_errors(path):
+        return _load_checkpoint(path, with_training_state=with_training_state,
+                                with_discriminators=with_discriminators)
+
+
+def _load_checkpoint(path: str | os.PathLike[str], *, with_training_state: bool = True,
+                     with_discriminators: bool | None = None) -> Checkpoint:
     """Load a run folder (or its checkpoint.json).
 
     ``with_training_state``: also the discriminators and the optimizer state (for --resume).
@@ -862,7 +894,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike[str], *, resume: bool = False
                     window.setdefault(k, []).append(v)
                 done = step + 1
                 bar.update(1)
-                if done % max(t.log_every, 1) == 0 or done == t.steps:
+                if (t.log_every and done % t.log_every == 0) or done == t.steps:  # 0: only at the end
                     last_losses = _mean_across({k: float(np.mean(v)) for k, v in window.items()}, d)
                     window = {}
                     bar.set_postfix({k: f"{v:.3f}" for k, v in last_losses.items()}, refresh=False)
@@ -914,18 +946,35 @@ def train(cfg: TrainConfig, out: str | os.PathLike[str], *, resume: bool = False
 # ----------------------------------------------------------------------------------------
 
 
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum`` (a usage error naming the option otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def add_train_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", choices=MODEL_NAMES, help="generator (default: the config's)")
     ap.add_argument("--size", choices=SIZES, help="rt (128x88) or paper (256x176); default rt")
     ap.add_argument("--config", help="training TOML (default training/configs/<model>_<size>.toml)")
-    ap.add_argument("--steps", type=int, help="total generator updates")
-    ap.add_argument("--batch-size", type=int, help="batch per process")
-    ap.add_argument("--seed", type=int)
+    ap.add_argument("--steps", type=_int_at_least(0), help="total generator updates")
+    ap.add_argument("--batch-size", type=_int_at_least(1), help="batch per process")
+    ap.add_argument("--seed", type=_int_at_least(0))
     ap.add_argument("--data", help="synthetic | deepfashion:PATH | market:PATH | folder:PATH")
-    ap.add_argument("--eval-every", type=int, help="evaluate on the held-out split every N steps")
-    ap.add_argument("--eval-count", type=int, help="held-out pairs per evaluation")
-    ap.add_argument("--checkpoint-every", type=int, help="save every N steps (always at the end)")
-    ap.add_argument("--num-workers", type=int, help="DataLoader worker processes")
+    ap.add_argument("--eval-every", type=_int_at_least(0),
+                    help="evaluate on the held-out split every N steps (0 = only at the end)")
+    ap.add_argument("--eval-count", type=_int_at_least(1), help="held-out pairs per evaluation")
+    ap.add_argument("--checkpoint-every", type=_int_at_least(0), help="save every N steps (0 = only at the end; "
+                                                                       "always at the end)")
+    ap.add_argument("--num-workers", type=_int_at_least(0), help="DataLoader worker processes")
     ap.add_argument("--out", help="run folder (default runs/<model>_<size>)")
     ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     ap.add_argument("--init-from", metavar="RUN",

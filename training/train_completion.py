@@ -72,6 +72,12 @@ class TrainSection:
         object.__setattr__(self, "betas", tuple(self.betas))
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"[train] steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
+        # 0 = "only at the end" for the *_every counts; a negative or fractional one is a typo.
+        for name, least in (("eval_every", 0), ("checkpoint_every", 0), ("log_every", 0), ("eval_count", 1),
+                            ("num_workers", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"[train] {name} must be an integer >= {least}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -304,7 +310,14 @@ def is_completion_checkpoint(path: str | os.PathLike[str]) -> bool:
 
 def load_completion_checkpoint(path: str | os.PathLike[str], with_training_state: bool = False) -> CompletionCheckpoint:
     """Load a run folder (or its checkpoint.json). FileNotFoundError / ValueError when missing,
-    foreign or torn (files from different steps)."""
+    foreign, torn (files from different steps) or damaged (one line naming the folder)."""
+    from training.train import checkpoint_errors
+
+    with checkpoint_errors(path):
+        return _load_completion_checkpoint(path, with_training_state)
+
+
+def _load_completion_checkpoint(path: str | os.PathLike[str], with_training_state: bool) -> CompletionCheckpoint:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -406,19 +419,19 @@ def train_completion(cfg: CompletionTrainConfig, out: str | os.PathLike[str], *,
             for k, v in losses.items():
                 terms.setdefault(k, []).append(v)
             bar.update(1)
-            if step % t.log_every == 0 or step == t.steps:
+            if _due(step, t.log_every) or step == t.steps:
                 mean = {k: float(np.mean(v)) for k, v in terms.items()}
                 log.write(json.dumps({"step": step, **mean}) + "\n")
                 log.flush()
                 bar.set_postfix(seg=f"{mean['seg']:.3f}", l1=f"{mean['pixel_l1']:.3f}")
                 terms.clear()
-            if step % t.eval_every == 0 or step == t.steps:
+            if _due(step, t.eval_every) or step == t.steps:
                 res = evaluate_model(trainer.model, eval_ds, t.eval_count)
                 last_eval = {f"{row}_{k}": v for row in ("reconstruction", "samples") for k, v in res[row].items()}
                 log.write(json.dumps({"step": step, "eval": last_eval}) + "\n")
                 log.flush()
                 tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_eval.items()), file=sys.stderr)
-            if step % t.checkpoint_every == 0 or step == t.steps:
+            if _due(step, t.checkpoint_every) or step == t.steps:
                 save_completion_checkpoint(out, step, trainer, {"eval": last_eval})
     finally:
         bar.close()
@@ -433,13 +446,22 @@ def train_completion(cfg: CompletionTrainConfig, out: str | os.PathLike[str], *,
     return summary
 
 
+def _due(step: int, every: int) -> bool:
+    """True on every ``every``-th step; never for 0 ("only at the end", which the caller adds)."""
+    return every > 0 and step % every == 0
+
+
 def add_train_arguments(ap: argparse.ArgumentParser) -> None:
+    from training.train import _int_at_least
+
     ap.add_argument("--size", choices=("paper", "rt"), default="rt")
     ap.add_argument("--config", help="TOML recipe (training/configs/completion_*.toml)")
-    ap.add_argument("--steps", type=int)
-    ap.add_argument("--batch-size", type=int)
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--eval-every", type=int)
+    ap.add_argument("--steps", type=_int_at_least(1), help="total steps, >= 1")
+    ap.add_argument("--batch-size", type=_int_at_least(1), help=">= 1")
+    ap.add_argument("--seed", type=_int_at_least(0), help=">= 0")
+    ap.add_argument("--eval-every", type=_int_at_least(0), help="evaluate every N steps (0 = only at the end)")
+    ap.add_argument("--checkpoint-every", type=_int_at_least(0), help="save every N steps (0 = only at the end)")
+    ap.add_argument("--log-every", type=_int_at_least(0), help="log every N steps (0 = only at the end)")
     ap.add_argument("--out", help="run folder (default runs/completion_<size>)")
     ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     ap.add_argument("--vgg-weights", help="VGG-19 state dict for the content/style losses")
@@ -458,8 +480,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.resume and (out / "checkpoint.json").is_file():
         d = load_completion_checkpoint(out).sidecar["config"]
     tr = dict(d.get("train", {}))
-    for flag, key in (("steps", "steps"), ("batch_size", "batch_size"), ("seed", "seed"), ("eval_every", "eval_every")):
-        if getattr(args, flag) is not None:
+    for flag, key in (("steps", "steps"), ("batch_size", "batch_size"), ("seed", "seed"), ("eval_every", "eval_every"),
+                      ("checkpoint_every", "checkpoint_every"), ("log_every", "log_every")):
+        if getattr(args, flag, None) is not None:
             tr[key] = getattr(args, flag)
     d = {**d, "train": tr}
     cfg = CompletionTrainConfig.from_dict(d, args.config or "config")

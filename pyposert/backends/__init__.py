@@ -89,10 +89,11 @@ class HeatmapSpec:
 
 @dataclass
 class ModelFile:
-    """What the Engine was given: a bundle, a bare ONNX file, or (maybe) a raw TensorRT engine.
+    """What the Engine was given: a bundle or a bare ONNX file.
 
-    ``kind``: "bundle" | "onnx" | "raw" (neither a bundle nor .onnx: only a TensorRT engine
-    can still make sense of it). ``bundle`` is the ``pyposert.bundle.Bundle`` for bundles.
+    ``kind``: "bundle" | "onnx" (a bare TensorRT engine is refused at load: engines are
+    native code and load only from bundles whose hashes check). ``bundle`` is the
+    ``pyposert.bundle.Bundle`` for bundles.
     """
 
     path: Path
@@ -207,10 +208,6 @@ def open_backend(model: ModelFile, backend: str = "auto", device: Optional[str] 
             return openers[name](model, device=device, threads=threads, strict=False)
         except BackendUnavailable as exc:
             reasons.append(f"{name}: {exc}")
-    if model.kind == "raw":
-        raise PlanError(
-            f"{model.path} is neither a pyposert bundle nor an ONNX model; a raw TensorRT engine needs "
-            f"the TensorRT backend, which cannot run here:\n  " + "\n  ".join(reasons))
     raise BackendUnavailable("no backend can run this model here:\n  " + "\n  ".join(reasons))
 
 

@@ -22,6 +22,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..errors import BackendUnavailable, PlanError
+from ..safety import check_onnx, open_regular
 from . import ModelFile, TensorSpec, check_contract, parse_device
 
 __all__ = ["OnnxRuntimeBackend", "availability", "open_backend", "physical_cores"]
@@ -78,10 +79,14 @@ def open_backend(model: ModelFile, *, device: Optional[str] = None, threads: Opt
         if not names:
             raise BackendUnavailable(f"the bundle {model.path.name} has no 'onnx' payload (the standard-op "
                                      f"graph ONNX Runtime runs); re-export it with one")
-        source: Union[bytes, str] = model.read_payload(names[0])
+        source = model.read_payload(names[0])
         where = f"{model.path.name}:{names[0]}"
     elif model.kind == "onnx":
-        source, where = str(model.path), model.path.name
+        # Read here (regular files only) and handed over as bytes, after the same check as a
+        # bundle's graph: ONNX Runtime never opens a path the model names.
+        with open_regular(model.path) as f:
+            source = f.read()
+        where = model.path.name
     else:
         message = f"{model.path} is neither a pyposert bundle nor an .onnx model"
         if strict:
@@ -98,6 +103,10 @@ class OnnxRuntimeBackend:
     def __init__(self, model: Union[bytes, str], *, where: str = "model", device: Optional[str] = None,
                  threads: Optional[int] = None, ort: Any = None) -> None:
         ort = ort or _import_ort()
+        if isinstance(model, str):  # a path: read it, so the external-data check sees what ORT gets
+            with open_regular(model) as f:
+                model = f.read()
+        check_onnx(bytes(model), where)  # no external data: every weight comes from these checked bytes
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be None or an integer >= 1, got {threads!r}")
         kind, index = parse_device(device)
@@ -121,6 +130,7 @@ class OnnxRuntimeBackend:
             self._session = ort.InferenceSession(model, sess_options=options, providers=providers)
         except Exception as exc:  # ORT raises its own pybind exception types (InvalidProtobuf, Fail, ...)
             raise PlanError(f"ONNX Runtime cannot load {where}: {type(exc).__name__}: {exc}") from None
+        self._where = where
         self.threads = options.intra_op_num_threads
         self.input_spec = {i.name: self._spec(i, where) for i in self._session.get_inputs()}
         self.output_spec = {o.name: self._spec(o, where) for o in self._session.get_outputs()}
@@ -141,6 +151,8 @@ class OnnxRuntimeBackend:
         Returns name -> array [B, ...]. The arrays are this thread's output buffers for batch
         size B, overwritten by this thread's next run with the same B: copy to keep them.
         """
+        if self._session is None:
+            raise RuntimeError("this model was closed (Engine.close()); open a new Engine to run it again")
         batch = self._check_feeds(feeds)
         state = self._state()
         binding = state.binding
@@ -149,7 +161,10 @@ class OnnxRuntimeBackend:
         outputs = state.outputs.get(batch)
         if outputs is None or state.bound_batch != batch:
             outputs = self._bind_outputs(state, batch)
-        self._session.run_with_iobinding(binding)
+        try:
+            self._session.run_with_iobinding(binding)
+        except Exception as exc:  # ORT's own exception types; the feeds were checked, so the graph is at fault
+            raise PlanError(f"ONNX Runtime failed to run {self._where}: {type(exc).__name__}: {exc}") from None
         if outputs:
             return outputs
         # Outputs whose shape the graph does not state: ONNX Runtime allocated them.

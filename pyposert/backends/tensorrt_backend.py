@@ -131,8 +131,9 @@ def _usable_device(cudart: Any, index: int) -> tuple[int, int, str]:
 # ------------------------------------------------------------------ opening
 def open_backend(model: ModelFile, *, device: Optional[str] = None, threads: Optional[int] = None,
                  strict: bool = True) -> "TensorRTBackend":
-    """Open a TensorRT engine: the bundle's engine for this GPU and TensorRT version, or a raw
-    engine file.
+    """Open the bundle's TensorRT engine for this GPU and TensorRT version. Engines are native
+    code: they are deserialised only from a bundle, after the manifest's SHA-256 of the engine
+    checks (a bare engine file is refused when the model is loaded).
 
     Raises BackendUnavailable when this machine cannot run TensorRT (or, with ``strict``
     False, when the bundle has no engine for this GPU); PlanError when the engine bytes are
@@ -154,12 +155,13 @@ def open_backend(model: ModelFile, *, device: Optional[str] = None, threads: Opt
             if strict:
                 raise
             raise BackendUnavailable(str(exc)) from None
-        data, where = model.read_payload(name), f"{model.path.name}:{name}"
+        data, where = model.read_payload(name), f"{model.path.name}:{name}"  # hash-checked
     elif model.kind == "onnx":
         raise BackendUnavailable(f"{model.path.name} is a bare ONNX model; TensorRT runs engines: build one with "
                                  f"the export tools (export/) into a .plan bundle")
     else:
-        data, where = model.path.read_bytes(), model.path.name
+        raise PlanError(f"{model.path} is not a .plan bundle; TensorRT engines are loaded only from bundles whose "
+                        f"hashes check")
     return TensorRTBackend(data, device_index=index, where=where, trt=trt, cudart=cudart)
 
 
@@ -252,6 +254,10 @@ class TensorRTBackend:
         _check(cudart, cudart.cudaSetDevice(device_index), "cudaSetDevice")
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
+        if hasattr(self._runtime, "engine_host_code_allowed"):
+            # TensorRT's default, said out loud: host code embedded in an engine (the lean runtime
+            # of version-compatible engines) is never loaded.
+            self._runtime.engine_host_code_allowed = False
         engine = self._runtime.deserialize_cuda_engine(engine_bytes)
         if engine is None:
             raise PlanError(f"TensorRT {trt.__version__} cannot deserialise {where} (see its log above): corrupt, "

@@ -1,4 +1,6 @@
-"""torch backend: runs a bundle's ``torch-export`` program (``torch.export.load``: no pickle).
+"""torch backend: runs a bundle's ``torch-export`` program, checked and rebuilt by
+:func:`pyposert.safety.sanitize_torch_program` before ``torch.export.load`` sees it (no pickle,
+operators only, arithmetic shapes only).
 
 Where it is used: on an NVIDIA GPU without TensorRT (fp16 weights and activations,
 channels_last, the whole frame in a CUDA graph, pyposert's kernels on torch's CUDA tensors),
@@ -23,6 +25,7 @@ not been run on, a GPU in this repository's CI: treat it as untested until a GPU
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import BackendUnavailable, PlanError
+from ..safety import sanitize_torch_program
 from . import (COMPLETION_INPUTS, HEATMAP_INPUTS, KEYPOINT_INPUTS, OUTPUT_NAME, HeatmapSpec, ModelFile, TensorSpec,
                check_contract, module_installed, parse_device)
 
@@ -160,10 +164,21 @@ class TorchBackend:
         # which defines the same op, fail in this process.
         if _OP_MARKER in program:
             _register_attention_op(torch)
+        # Checked and rebuilt first: no pickled entry, no non-operator call, no eval'd
+        # expression reaches torch.export.load (pyposert.safety explains each).
+        program = sanitize_torch_program(program, where)
+        # torch.export.load logs a failed parse as a warning with its traceback before trying
+        # an older format; the failure is reported below as one PlanError instead.
+        export_log = logging.getLogger("torch.export")
+        level = export_log.level
+        export_log.setLevel(logging.ERROR)
         try:
             ep = torch.export.load(io.BytesIO(program))
         except Exception as exc:  # the loader raises many types for a damaged archive
-            raise PlanError(f"torch cannot load the program {where}: {type(exc).__name__}: {exc}") from None
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise PlanError(f"torch cannot load the program {where}: {type(exc).__name__}: {first}") from None
+        finally:
+            export_log.setLevel(level)
         user_inputs = list(ep.graph_signature.user_inputs)
         nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
         if set(user_inputs) in (set(HEATMAP_INPUTS), set(KEYPOINT_INPUTS), set(COMPLETION_INPUTS)):
@@ -219,6 +234,8 @@ class TorchBackend:
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """name -> float32 [B, ...] numpy (host) in, ``{"image": float32 [B, 3, H, W]}`` out."""
         torch = self._torch
+        if self._module is None:
+            raise RuntimeError("this model was closed (Engine.close()); open a new Engine to run it again")
         if set(feeds) != set(self.input_spec):
             raise ValueError(f"feeds must be exactly {sorted(self.input_spec)}, got {sorted(feeds)}")
         arrays = [np.ascontiguousarray(feeds[n], dtype=np.float32) for n in self._order]
