@@ -10,22 +10,25 @@ stands where the photographed person stands and has their size:
     for pose in driver_poses:                           # (18, 2) (x, y) driver px, missing -1
         target = norm(pose)                             # (18, 2) (x, y) photo px, or None
 
-How (Everybody Dance Now's global pose normalisation, Chan et al. 2019, with one photo as the
-target): the size of a person in a video depends on how far they are from the camera, which
-shows as how high their feet are in the frame. EDN fits the driver's apparent size as a linear
-function of the feet's height and maps it onto the target's size at the target's feet. Here:
+How (after Everybody Dance Now's global pose normalisation, Chan et al. 2019, with one photo
+as the target): the driver's apparent size changes as they walk towards or away from the
+camera; the figure must keep the photo person's size and stand on their feet.
 
-- size: a driving frame's size relative to the photo's person is its standing height (neck -> hip ->
-  knee -> ankle bone lengths, plus the head) over the photo person's, or where a leg is
-  missing the median, over the bones
-  both skeletons have, of driver bone length / photo bone length (the median shrugs off a
-  foreshortened limb). The sequence's size model is that ratio as a linear function of the
-  feet's height (y of the lower ankle), fitted by least squares over the frames seen so far
-  and starting from the reference frame (the first frame with at least 3 shared bones). Its
-  slope is held towards 0 until the feet have moved up or down by a good fraction of the
-  body, so a driver who stays at one distance gets one scale for the whole sequence -- a
-  bend or a raised arm does not change it; a driver walking towards the camera keeps the
-  photo person's size instead of growing.
+- a frame's size relative to the photo's person is its standing height (the neck -> hip ->
+  knee -> ankle bone lengths plus the head; bone *lengths*, so bending a knee, swinging an
+  arm or turning does not change it) over the photo person's; where a leg is missing, the
+  median over the bones both skeletons have of driver / photo bone length.
+- ``size="height"`` (the default): the scale follows that measured size, as the median of
+  the last ``window`` frames (a foreshortened limb in one frame does not make the figure
+  pulse). It holds when the camera moves, pans or zooms.
+- ``size="feet"`` (EDN proper, for a static camera): the size is a linear function of how
+  high the feet are in the frame (y of the lower ankle), fitted by least squares over the
+  sequence from the reference frame on (the first frame with at least 3 shared bones); the
+  slope is held towards 0 until the feet have moved by a good fraction of the body, so a
+  driver at one distance gets one scale for the whole sequence, whatever they do. With a
+  moving camera the feet's height stops meaning distance: the street video of the tests
+  pans down 120 px in its first 10 frames, and this mode then draws the figure up to 10 %
+  too large where ``"height"`` stays within 2 %.
 - place: the driver's anchor (the mid-point of the hips horizontally, the lower ankle
   vertically) goes onto the photo person's. Where either skeleton lacks ankles the anchor is
   the hips, else the neck (a portrait, a webcam's upper body).
@@ -44,7 +47,9 @@ import numpy as np
 
 from .poses import NUM_JOINTS
 
-__all__ = ["BONES", "SkeletonNormalizer", "bone_lengths"]
+__all__ = ["BONES", "SIZE_MODES", "SkeletonNormalizer", "bone_lengths"]
+
+SIZE_MODES = ("height", "feet")
 
 # COCO-18 bones as (parent, child), from the neck (1) outwards: the tree that
 # keep_bone_lengths walks, and the bones whose lengths give the size.
@@ -131,6 +136,9 @@ class SkeletonNormalizer:
         photo_size: the photo's (h, w).
         keep_bone_lengths: rebuild each pose with the photo person's bone lengths, keeping only
             the driver's joint angles.
+        size: "height" (measured per frame, median over ``window`` frames) or "feet" (EDN's
+            linear function of the feet's height; static cameras).
+        window: frames in the "height" median (default 9: under 0.4 s at 25 fps).
 
     Call it once per driving frame, in order: ``norm(pose)`` with pose float32 (18, 2) (x, y)
     driver pixels (missing -1) or None -> (18, 2) float32 photo pixels or None (no person, or
@@ -140,7 +148,13 @@ class SkeletonNormalizer:
         ValueError: a photo pose with fewer than 3 bones (nothing to measure the size by).
     """
 
-    def __init__(self, photo_pose: np.ndarray, photo_size: tuple[int, int], *, keep_bone_lengths: bool = False) -> None:
+    def __init__(self, photo_pose: np.ndarray, photo_size: tuple[int, int], *, keep_bone_lengths: bool = False,
+                 size: str = "height", window: int = 9) -> None:
+        if size not in SIZE_MODES:
+            raise ValueError(f"size must be one of {SIZE_MODES}, got {size!r}")
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be an integer >= 1, got {window!r}")
+        self.size, self.window = size, window
         self.photo = np.asarray(photo_pose, np.float32).reshape(NUM_JOINTS, 2)
         self.photo_ok = _present(self.photo)
         self.photo_bones = bone_lengths(self.photo)
@@ -160,6 +174,7 @@ class SkeletonNormalizer:
         self._n = 0.0
         self._sy = self._sr = self._syy = self._syr = 0.0
         self._ratio: Optional[float] = None  # last driver/photo size used
+        self._recent: list[float] = []  # measured sizes of the last `window` frames ("height")
         self.last_scale: Optional[float] = None  # photo px per driver px of the last frame
 
     # ---------------------------------------------------------------- size model
@@ -197,7 +212,12 @@ class SkeletonNormalizer:
             if self.reference is None:
                 self.reference = self._calls - 1
             chain = _chain_ratio(lengths, self.photo_bones)
-            ratio = self._fit(_feet_y(drv, ok), chain if chain is not None else float(np.median(ratios)))
+            measured = chain if chain is not None else float(np.median(ratios))
+            if self.size == "feet":
+                ratio = self._fit(_feet_y(drv, ok), measured)
+            else:
+                self._recent = (self._recent + [measured])[-self.window:]
+                ratio = float(np.median(self._recent))
         elif self._ratio is not None:
             ratio = self._ratio  # too few bones this frame: the last size
         else:
