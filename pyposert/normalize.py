@@ -18,9 +18,10 @@ camera; the figure must keep the photo person's size and stand on their feet.
   knee -> ankle bone lengths plus the head; bone *lengths*, so bending a knee, swinging an
   arm or turning does not change it) over the photo person's; where a leg is missing, the
   median over the bones both skeletons have of driver / photo bone length.
-- ``size="height"`` (the default): the scale follows that measured size, as the median of
-  the last ``window`` frames (a foreshortened limb in one frame does not make the figure
-  pulse). It holds when the camera moves, pans or zooms.
+- ``size="height"`` (the default): the scale follows that measured size through a robust
+  (Theil-Sen) line over the last ``window`` frames, evaluated now: a foreshortened limb in one
+  frame does not make the figure pulse, and a driver who keeps growing is followed without
+  lag. It holds when the camera moves, pans or zooms.
 - ``size="feet"`` (EDN proper, for a static camera): the size is a linear function of how
   high the feet are in the frame (y of the lower ankle), fitted by least squares over the
   sequence from the reference frame on (the first frame with at least 3 shared bones); the
@@ -102,6 +103,22 @@ def _chain_ratio(driver: np.ndarray, photo: np.ndarray) -> Optional[float]:
     return float(np.mean(sides)) if sides else None
 
 
+def _theil_sen_last(values: list[float]) -> float:
+    """The robust straight line through ``values`` (one per frame; Theil-Sen: the median of the
+    pairwise slopes, the median intercept), evaluated at the newest frame. A median alone lags
+    behind a driver who keeps growing (walking towards the camera); a least-squares line is
+    dragged by one foreshortened frame; Theil-Sen is neither."""
+    n = len(values)
+    if n < 3:
+        return float(np.median(values))
+    v = np.asarray(values, np.float64)
+    t = np.arange(n, dtype=np.float64)
+    i, j = np.triu_indices(n, k=1)
+    slope = float(np.median((v[j] - v[i]) / (j - i)))
+    intercept = float(np.median(v - slope * t))
+    return intercept + slope * (n - 1)
+
+
 def _feet_y(kp: np.ndarray, ok: np.ndarray) -> Optional[float]:
     ankles = [kp[j, 1] for j in (_R_ANKLE, _L_ANKLE) if ok[j]]
     return float(max(ankles)) if ankles else None
@@ -136,9 +153,9 @@ class SkeletonNormalizer:
         photo_size: the photo's (h, w).
         keep_bone_lengths: rebuild each pose with the photo person's bone lengths, keeping only
             the driver's joint angles.
-        size: "height" (measured per frame, median over ``window`` frames) or "feet" (EDN's
+        size: "height" (measured per frame, robust line over ``window`` frames) or "feet" (EDN's
             linear function of the feet's height; static cameras).
-        window: frames in the "height" median (default 9: under 0.4 s at 25 fps).
+        window: frames in the "height" line (default 9: under 0.4 s at 25 fps).
 
     Call it once per driving frame, in order: ``norm(pose)`` with pose float32 (18, 2) (x, y)
     driver pixels (missing -1) or None -> (18, 2) float32 photo pixels or None (no person, or
@@ -217,7 +234,7 @@ class SkeletonNormalizer:
                 ratio = self._fit(_feet_y(drv, ok), measured)
             else:
                 self._recent = (self._recent + [measured])[-self.window:]
-                ratio = float(np.median(self._recent))
+                ratio = _theil_sen_last(self._recent)
         elif self._ratio is not None:
             ratio = self._ratio  # too few bones this frame: the last size
         else:
