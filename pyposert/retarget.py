@@ -180,7 +180,8 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
              stats_path: Optional[Union[str, os.PathLike]] = None, smoothing: bool = True, max_queue: int = 4,
              live: Optional[bool] = None, *, overlay: bool = False, progress: bool = True,
              max_frames: Optional[int] = None, start_s: float = 0.0, normalize: Optional[bool] = None,
-             keep_bone_lengths: bool = False, framing: Optional[bool] = None) -> dict[str, Any]:
+             keep_bone_lengths: bool = False, framing: Optional[bool] = None,
+             normalize_size: str = "height") -> dict[str, Any]:
     """Drive the photographed person with ``driving``'s poses; write and/or show the result.
 
     Args:
@@ -212,6 +213,9 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
             only the driver's joint angles.
         framing: passed to ``engine.source`` (crop the photo around the person); None: the
             engine's default.
+        normalize_size: how normalisation sizes the figure: "height" (the driver's measured
+            size, frame by frame: any camera) or "feet" (Everybody Dance Now's function of
+            how high the feet are: a static camera).
 
     Returns:
         Summary dict: frames_read, frames_processed, frames_written, frames_dropped, no_person,
@@ -250,7 +254,8 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
     if normalize:
         from .normalize import SkeletonNormalizer
 
-        normalizer = SkeletonNormalizer(src.photo_keypoints, photo_size, keep_bone_lengths=keep_bone_lengths)
+        normalizer = SkeletonNormalizer(src.photo_keypoints, photo_size, keep_bone_lengths=keep_bone_lengths,
+                                        size=normalize_size)
     smoother = PoseSmoother(enabled=smoothing)
     fps_out = float(driving.fps) if driving.fps and driving.fps > 0 else 25.0
 
@@ -473,6 +478,9 @@ def add_retarget_parser(subparsers: Any) -> None:
                         "(normalisation is on for videos, cameras and OpenPose folders)")
     p.add_argument("--keep-bone-lengths", action="store_true",
                    help="normalising: keep the photo person's bone lengths, take only the driver's joint angles")
+    p.add_argument("--static-camera", action="store_true",
+                   help="normalising: size the figure by how high the driver's feet are (Everybody Dance Now; "
+                        "steadier for a fixed camera) instead of the driver's measured size (any camera)")
     p.add_argument("--no-framing", action="store_true",
                    help="letterbox the whole photo into the model instead of a crop around the person")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N driving frames")
@@ -538,7 +546,8 @@ def cmd_retarget(args: Any) -> int:
                              show=args.show, layout=args.layout, stats_path=args.stats,
                              smoothing=not args.no_smoothing, overlay=args.overlay, max_frames=args.max_frames,
                              start_s=args.start, normalize=False if args.no_normalize else None,
-                             keep_bone_lengths=args.keep_bone_lengths, framing=False if args.no_framing else None)
+                             keep_bone_lengths=args.keep_bone_lengths, framing=False if args.no_framing else None,
+                             normalize_size="feet" if args.static_camera else "height")
         for warning in caught:  # e.g. no H.264 encoder: said once, in the user's terms
             print(f"pyposert retarget: warning: {warning.message}", file=sys.stderr)
     except (OSError, ValueError) as exc:

@@ -335,6 +335,10 @@ def test_cli_retarget_on_a_pose_csv(engine: Any, tmp_path: Path, rng: np.random.
                               "--max-frames", "3"])
     assert part.fn(part) == 0 and "written 3" in capsys.readouterr().out
     assert _read_back(out)[0] == 3
+    # A camera that is not there is named as such (not "no pose estimator").
+    cam = parser.parse_args(["retarget", "--source", str(photo), "--source-pose", str(pose), "--driving", "97",
+                             "--model", str(model), "--output", str(out)])
+    assert cam.fn(cam) == 1 and "no camera 97" in capsys.readouterr().err
     for flag, value in (("--max-frames", "0"), ("--start", "-1"), ("--person", "tallest")):
         wrong = parser.parse_args(["retarget", "--source", str(photo), "--driving", str(csv), "--model", str(model),
                                    "--output", str(out), flag, value])
