@@ -74,3 +74,55 @@ def test_avi_is_motion_jpeg(tmp_path: Path) -> None:
     writer.write(_frames(1, 40, 30)[0])
     writer.close()
     assert (tmp_path / "e.avi").stat().st_size > 0
+
+
+def test_headless_chromium_plays_the_h264_file(tmp_path: Path) -> None:
+    """Where Chromium is installed: the H.264 file plays to its end in a real browser, and the
+    mp4v file OpenCV would have written is refused (MEDIA_ERR_SRC_NOT_SUPPORTED) -- the reason
+    for this module."""
+    import functools
+    import http.server
+    import re
+    import shutil
+    import subprocess
+    import threading
+
+    import cv2
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium here (apt-get install chromium)")
+    if not video.h264_available()[0]:
+        pytest.skip(video.h264_available()[1])
+    frames = _frames(25, 64, 48)
+    with video.open_writer(tmp_path / "h264.mp4", 25.0, (64, 48)) as writer:
+        for f in frames:
+            writer.write(f)
+    legacy = cv2.VideoWriter(str(tmp_path / "mp4v.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (48, 64))
+    for f in frames:
+        legacy.write(f)
+    legacy.release()
+    (tmp_path / "probe.html").write_text("""<html><body><video id="v" muted preload="auto"></video><pre id="out"></pre>
+<script>const v = document.getElementById("v"), o = document.getElementById("out"); const seen = [];
+for (const e of ["loadeddata", "playing", "timeupdate", "ended", "error"]) v.addEventListener(e, () => {
+  if (!seen.includes(e)) seen.push(e);
+  o.textContent = seen.join(" ") + " code=" + (v.error ? v.error.code : 0) + " t=" + v.currentTime.toFixed(2); });
+v.src = location.hash.slice(1); v.play().catch(() => {});</script></body></html>""")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    results = {}
+    try:
+        for name in ("h264", "mp4v"):
+            url = f"http://127.0.0.1:{server.server_address[1]}/probe.html#{name}.mp4"
+            dom = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu",
+                                  "--autoplay-policy=no-user-gesture-required", "--virtual-time-budget=5000",
+                                  "--dump-dom", url], capture_output=True, text=True, timeout=90).stdout
+            match = re.search(r'<pre id="out">([^<]*)', dom)
+            results[name] = match.group(1) if match else dom[-300:]
+    finally:
+        server.shutdown()
+    assert "playing" in results["h264"] and "code=0" in results["h264"], results
+    played = float(re.search(r"t=([0-9.]+)", results["h264"]).group(1))
+    assert played >= 0.5, results  # the picture advanced through the 1 s clip
+    assert "error" in results["mp4v"] and "code=4" in results["mp4v"], results
