@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pyposert.framing import frame_person
 from pyposert.poses import parse_pose
 
 REPO = Path(__file__).resolve().parents[1]
