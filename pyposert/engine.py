@@ -19,11 +19,12 @@ Contracts (every public method):
   ``target_size`` / ``pose_size`` = (h, w); without it the pose is taken to be in the photo's
   pixel frame.
 
-Inside: the photo is letterboxed (aspect kept) into the model frame H x W; keypoints follow
-the same map (``ops.Letterbox``); heatmaps are rasterised by pyposert's kernel with the
+Inside: the photo is cropped around its person (:mod:`pyposert.framing`; ``framing=False``:
+the whole photo) and the crop letterboxed (aspect kept) into the model frame H x W; keypoints
+follow the same maps (``Frame.to_crop``, ``ops.Letterbox``); heatmaps are rasterised by pyposert's kernel with the
 model's convention (from the bundle manifest; for a bare ONNX file DESIGN.md's default:
 Gaussian, sigma = 6 * H / 256); the network runs on the chosen backend; the output is mapped
-back. Everything that depends only on the photo is computed once in :class:`Source`.
+back and pasted into the photo (outside the crop the photo is untouched). Everything that depends only on the photo is computed once in :class:`Source`.
 
 Fashion image completion models (bundle task "completion", :mod:`pyposert.completion`) run
 through :meth:`Engine.complete` instead: erase one garment of a photo (its box, or any mask)
@@ -55,7 +56,7 @@ from .backends import (COMPLETION_INPUTS, HEATMAP_INPUTS, OUTPUT_NAME, Backend, 
 from .bundle import CompletionSpec
 from .errors import PlanError
 from .estimators import MEDIAPIPE_INSTALL_HINT
-from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PoseLike, parse_pose
+from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PersonChoice, PoseLike, check_person, parse_pose
 
 __all__ = ["Completion", "Engine", "ModelSpec", "Source", "MIN_IMAGE_SIDE", "TASKS"]
 
@@ -355,6 +356,9 @@ class Engine:
         pose_estimator: callable image_bgr -> pose ((18, 3) (x, y, confidence) pixels) or
             None (nobody found), used when ``source_pose`` is not given (default: MediaPipe,
             when the ``pyposert[pose]`` extra is installed; made on first use).
+        person: which person of the photo when the pose estimator reports several
+            ("largest" | "center" | index; :func:`pyposert.poses.select_person`). MediaPipe's
+            legacy pose solution reports one.
         framing: the default of the ``framing`` argument of :meth:`run`, :meth:`source` and
             :meth:`complete` (True: the network sees a crop of the photo around the person,
             :mod:`pyposert.framing`; False: the whole photo, letterboxed).
@@ -368,8 +372,10 @@ class Engine:
 
     def __init__(self, path: Union[str, os.PathLike], backend: str = "auto", device: Optional[str] = None,
                  threads: Optional[int] = None, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                 pose_estimator: Optional[PoseEstimator] = None, framing: bool = True) -> None:
+                 pose_estimator: Optional[PoseEstimator] = None, framing: bool = True,
+                 person: PersonChoice = "largest") -> None:
         self.framing = bool(framing)
+        self.person = check_person(person)
         self.min_confidence = float(min_confidence)
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
@@ -520,7 +526,8 @@ class Engine:
                     "or " + NO_POSE_ESTIMATOR)
             raw = self._estimator(image)
         keypoints = None if raw is None else parse_pose(raw, min_confidence=self.min_confidence,
-                                                        name="estimated source_pose")
+                                                        name="estimated source_pose", person=self.person,
+                                                        image_size=image.shape[:2])
         if keypoints is None or (keypoints < 0).all():
             h, w = image.shape[:2]
             raise ValueError(f"no person found in the source photo ({h} x {w}; the pose estimator detected nobody); "

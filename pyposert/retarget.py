@@ -540,7 +540,8 @@ def cmd_retarget(args: Any) -> int:
         if photo_pose is not None:  # one person of the file, chosen here
             photo_pose = parse_pose(photo_pose, person=photo_person, image_size=photo.shape[:2], name="--source-pose")
         driving = open_driving(args.driving, fps=args.fps, frame_size=size, person=driving_person)
-        with Engine(args.model, backend=args.backend) as engine, warnings.catch_warnings(record=True) as caught:
+        with Engine(args.model, backend=args.backend, person=photo_person) as engine, \
+                warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             stats = retarget(engine, photo, photo_pose, driving, output=args.output,
                              show=args.show, layout=args.layout, stats_path=args.stats,

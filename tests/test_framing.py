@@ -145,3 +145,18 @@ def test_completion_frames_and_keeps_the_photo_outside_the_region(tmp_path: Path
     big = engine.complete(photo, parsing, pose, "top", seed=3, output_size="model").region.sum()
     small = engine.complete(photo, parsing, pose, "top", seed=3, output_size="model", framing=False).region.sum()
     assert big > 4 * small
+
+
+def test_engine_chooses_among_estimated_people(engine: Any, rng: np.random.Generator) -> None:
+    """An estimator that reports several people: Engine(person=...) chooses the photo's."""
+    from pyposert import Engine
+
+    image = rng.integers(0, 256, (400, 500, 3), dtype=np.uint8)
+    small_centre, big_left = _person(0.4, (220.0, 110.0)), _person(0.9, (10.0, 20.0))
+    people = np.stack([np.concatenate([p, np.ones((18, 1), np.float32)], 1) for p in (small_centre, big_left)])
+    for person, expected in (("largest", big_left), ("center", small_centre), (0, small_centre), ("1", big_left)):
+        e = Engine(engine._model.path, backend="onnxruntime", threads=1, pose_estimator=lambda img: people,
+                   person=person)
+        np.testing.assert_allclose(e.source(image).photo_keypoints, expected, atol=1e-4)
+    with pytest.raises(ValueError, match="person must be"):
+        Engine(engine._model.path, backend="onnxruntime", person="tallest")
