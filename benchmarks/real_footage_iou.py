@@ -102,6 +102,9 @@ def main() -> None:
                 up_iou.append(iou(up, ref_up))
     for name, values in (("keypoint box", kp_iou), ("upright box", up_iou)):
         v = np.asarray(values)
+        if not v.size:
+            print(f"{name:12}: no frame with a person to measure")
+            continue
         print(f"{name:12}: IoU min {v.min():.3f} p10 {np.percentile(v, 10):.3f} mean {v.mean():.3f}, "
               f"{int((v < 0.7).sum())} of {len(v)} frames below 0.7")
     print(f"frames {frames}, person not found in {missed}")
