@@ -205,13 +205,15 @@ def _split_run(src: Any, pose: np.ndarray, frame_size: Optional[tuple[int, int]]
     step; appends each step's seconds to ``times`` (when given). uint8 [h, w, 3] BGR."""
     engine = src._engine
     t0 = time.perf_counter()
-    target = engine._target(pose, src.box, frame_size)  # parse + letterbox: float32 (18, 2) model px
+    target = engine._target(pose, src.box, frame_size, src.frame)  # parse + frame + letterbox: (18, 2) model px
     t1 = time.perf_counter()
     feeds = src._feeds(target[None])  # target heatmaps into the cached [1, 36, H, W] input
     t2 = time.perf_counter()
     images = engine._backend.run(feeds)[output_name]
     t3 = time.perf_counter()
     out = ops.from_model_output(images[0], src.box, unletterbox=True)
+    if src._photo is not None:  # framing: the crop's result back into the photo
+        out = src.frame.paste(src._photo, out)
     t4 = time.perf_counter()
     if times is not None:
         for stage, dt in zip(("keypoints", "heatmaps", "network", "output", "total"),

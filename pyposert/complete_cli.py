@@ -61,6 +61,8 @@ def add_complete_parser(subparsers: Any) -> None:
     p.add_argument("--mask", metavar="MASK.png", help="region to erase instead of the garment's box: nonzero = erase")
     p.add_argument("--samples", type=_count, default=1, help="number of completions (default 1)")
     p.add_argument("--seed", type=_seed, default=0, help="noise seed, >= 0 (default 0); sample k is reproducible")
+    p.add_argument("--no-framing", action="store_true",
+                   help="letterbox the whole photo into the model instead of a crop around the person")
     p.add_argument("--output", required=True, metavar="OUT.png",
                    help="result; with several samples OUT_0.png, OUT_1.png, ...")
     p.add_argument("--grid", metavar="GRID.png", help="also write photo | erased | samples, parsings underneath")
@@ -165,7 +167,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
                                  f"model (use `pyposert retarget` for pose transfer)")
             start = time.perf_counter()
             result = engine.complete(photo, parsing, pose, args.garment, mask=mask, seed=args.seed,
-                                     samples=args.samples)
+                                     samples=args.samples, framing=not args.no_framing)
             elapsed = time.perf_counter() - start
             backend, device = engine.backend, engine.device
         paths = output_paths(output, args.samples)

@@ -19,11 +19,12 @@ Contracts (every public method):
   ``target_size`` / ``pose_size`` = (h, w); without it the pose is taken to be in the photo's
   pixel frame.
 
-Inside: the photo is letterboxed (aspect kept) into the model frame H x W; keypoints follow
-the same map (``ops.Letterbox``); heatmaps are rasterised by pyposert's kernel with the
+Inside: the photo is cropped around its person (:mod:`pyposert.framing`; ``framing=False``:
+the whole photo) and the crop letterboxed (aspect kept) into the model frame H x W; keypoints
+follow the same maps (``Frame.to_crop``, ``ops.Letterbox``); heatmaps are rasterised by pyposert's kernel with the
 model's convention (from the bundle manifest; for a bare ONNX file DESIGN.md's default:
 Gaussian, sigma = 6 * H / 256); the network runs on the chosen backend; the output is mapped
-back. Everything that depends only on the photo is computed once in :class:`Source`.
+back and pasted into the photo (outside the crop the photo is untouched). Everything that depends only on the photo is computed once in :class:`Source`.
 
 Fashion image completion models (bundle task "completion", :mod:`pyposert.completion`) run
 through :meth:`Engine.complete` instead: erase one garment of a photo (its box, or any mask)
@@ -49,12 +50,13 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import completion, ops
+from .framing import Frame, frame_person, full_frame
 from .backends import (COMPLETION_INPUTS, HEATMAP_INPUTS, OUTPUT_NAME, Backend, DeviceFrames, HeatmapSpec, ModelFile,
                        TensorSpec, open_backend)
 from .bundle import CompletionSpec
 from .errors import PlanError
 from .estimators import MEDIAPIPE_INSTALL_HINT
-from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PoseLike, parse_pose
+from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PersonChoice, PoseLike, check_person, parse_pose
 
 __all__ = ["Completion", "Engine", "ModelSpec", "Source", "MIN_IMAGE_SIDE", "TASKS"]
 
@@ -370,6 +372,12 @@ class Engine:
         trusted_keys: Ed25519 public keys (hex strings or 32-byte values); when given, or when
             the environment variable POSERT_TRUSTED_KEYS holds some, only a bundle signed by
             one of them loads (:mod:`pyposert.signing`).
+        person: which person of the photo when the pose estimator reports several
+            ("largest" | "center" | index; :func:`pyposert.poses.select_person`). MediaPipe's
+            legacy pose solution reports one.
+        framing: the default of the ``framing`` argument of :meth:`run`, :meth:`source` and
+            :meth:`complete` (True: the network sees a crop of the photo around the person,
+            :mod:`pyposert.framing`; False: the whole photo, letterboxed).
 
     Safe to use from several threads at once: each thread gets its own input buffers, the
     backends release the GIL (or serialise on their one GPU context), results are identical.
@@ -380,7 +388,10 @@ class Engine:
 
     def __init__(self, path: Union[str, os.PathLike], backend: str = "auto", device: Optional[str] = None,
                  threads: Optional[int] = None, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                 pose_estimator: Optional[PoseEstimator] = None, trusted_keys: Any = None) -> None:
+                 pose_estimator: Optional[PoseEstimator] = None, trusted_keys: Any = None, framing: bool = True,
+                 person: PersonChoice = "largest") -> None:
+        self.framing = bool(framing)
+        self.person = check_person(person)
         self.min_confidence = float(min_confidence)
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
@@ -486,7 +497,8 @@ class Engine:
 
     # ---------------------------------------------------------------- front door
     def run(self, image: np.ndarray, pose: PoseLike, source_pose: Optional[PoseLike] = None, *,
-            target_size: Optional[tuple[int, int]] = None, output_size: str = "source") -> np.ndarray:
+            target_size: Optional[tuple[int, int]] = None, output_size: str = "source",
+            framing: Optional[bool] = None) -> np.ndarray:
         """Render the person of ``image`` in ``pose``.
 
         Args:
@@ -496,7 +508,13 @@ class Engine:
             source_pose: the photo's pose, (x, y) pixels of ``image`` (or OpenPose JSON);
                 None: estimated with the pose estimator (ValueError when it finds nobody).
             target_size: (h, w) of the driving frame ``pose`` belongs to; None: ``image``'s.
+                The frame is letterboxed onto the photo (aspect kept); to put a driver's
+                skeleton where the photo's person stands, at their size, normalise it first
+                (:mod:`pyposert.normalize`; :func:`pyposert.retarget.retarget` does).
             output_size: "source" (uint8 [h, w, 3]) or "model" (uint8 [H, W, 3]).
+            framing: crop the photo around its person for the network and paste the result
+                back (:mod:`pyposert.framing`; outside the crop the photo is untouched);
+                False: the whole photo, letterboxed; None: the engine's default (True).
 
         Returns:
             uint8 [h, w, 3] BGR (or [H, W, 3]).
@@ -506,16 +524,18 @@ class Engine:
         """
         self._check_open()
         self._require_task("pose_transfer", "Engine.run()")
-        return self.source(image, source_pose).run(pose, pose_size=target_size, output_size=output_size)
+        return self.source(image, source_pose, framing=framing).run(pose, pose_size=target_size,
+                                                                    output_size=output_size)
 
-    def source(self, image: np.ndarray, source_pose: Optional[PoseLike] = None) -> "Source":
+    def source(self, image: np.ndarray, source_pose: Optional[PoseLike] = None, *,
+               framing: Optional[bool] = None) -> "Source":
         """Prepare a photo once: letterboxed model input, source keypoints in model pixels,
         and the source half of the heatmaps. Returns a :class:`Source` to run poses on.
 
         image: uint8 [h, w, 3] BGR; source_pose: its pose in its pixels, (x, y) first; None:
         the pose estimator's (ValueError "no person found in the source photo" when it finds
         nobody or every joint is missing; ValueError when there is no estimator). ValueError on
-        a completion model (use :meth:`complete`).
+        a completion model (use :meth:`complete`). framing: as in :meth:`run`.
         """
         self._check_open()
         self._require_task("pose_transfer", "Engine.source()")
@@ -524,7 +544,7 @@ class Engine:
             keypoints = self._estimate_source_pose(image)
         else:
             keypoints = parse_pose(source_pose, min_confidence=self.min_confidence, name="source_pose")
-        return Source(self, image, keypoints)
+        return Source(self, image, keypoints, self.framing if framing is None else bool(framing))
 
     def _estimate_source_pose(self, image: np.ndarray) -> np.ndarray:
         """The photo's pose from the pose estimator: float32 (18, 2) (x, y) pixels, missing -1.
@@ -541,7 +561,8 @@ class Engine:
                     "or " + NO_POSE_ESTIMATOR)
             raw = self._estimator(image)
         keypoints = None if raw is None else parse_pose(raw, min_confidence=self.min_confidence,
-                                                        name="estimated source_pose")
+                                                        name="estimated source_pose", person=self.person,
+                                                        image_size=image.shape[:2])
         if keypoints is None or (keypoints < 0).all():
             h, w = image.shape[:2]
             raise ValueError(f"no person found in the source photo ({h} x {w}; the pose estimator detected nobody); "
@@ -552,7 +573,7 @@ class Engine:
     # ---------------------------------------------------------------- completion
     def complete(self, image: np.ndarray, parsing: np.ndarray, pose: PoseLike, garment: Optional[str] = "top", *,
                  mask: Optional[np.ndarray] = None, seed: int = 0, samples: int = 1,
-                 output_size: str = "source") -> Completion:
+                 output_size: str = "source", framing: Optional[bool] = None) -> Completion:
         """Erase one garment of a photo (or a masked region) and complete it, ``samples`` times.
 
         Args:
@@ -573,6 +594,9 @@ class Engine:
             samples: how many completions (integer >= 1); run in batches of ``max_batch``.
             output_size: "source" (photo size, composited: outside the region every pixel is
                 the photo's) or "model" (model frame H x W, as the network made it).
+            framing: the network sees a crop of the photo around the person (and the erase
+                region), :mod:`pyposert.framing`; False: the whole photo, letterboxed; None:
+                the engine's default (True).
 
         Returns:
             :class:`Completion` (images, parsings, region, seed, garment).
@@ -606,6 +630,26 @@ class Engine:
         else:
             region = _check_mask(mask, (h, w))
             box = completion.region_box(region, (h, w))
+        # Garment crops come from the whole photo (full resolution, whatever the framing).
+        rgb = np.ascontiguousarray(image[:, :, ::-1])
+        crops = completion.garment_crops(rgb, labels, comp.crop_size, exclude=cls)
+
+        # Framing: the network sees a crop around the person that holds the erase region; the
+        # results are put back below (outside the region every pixel stays the photo's).
+        use_frame = self.framing if framing is None else bool(framing)
+        frame = (frame_person(keypoints, (h, w), (spec.height, spec.width),
+                              include=(box.x0, box.y0, box.x1 - 1, box.y1 - 1))
+                 if use_frame else full_frame((h, w)))
+        photo, photo_labels, photo_region = image, labels, region
+        if not frame.is_whole:
+            image = np.ascontiguousarray(frame.cut(image))
+            labels = np.ascontiguousarray(frame.cut(labels))
+            region = np.zeros((frame.height, frame.width), np.uint8)  # nothing is erased in the padding
+            rows, cols, crows, ccols = frame.inside
+            region[crows, ccols] = photo_region[rows, cols]
+            keypoints = frame.to_crop(keypoints)
+            box = completion.Box(box.y0 - frame.y0, box.x0 - frame.x0, box.y1 - frame.y0, box.x1 - frame.x0)
+            h, w = frame.height, frame.width
 
         # Model-frame inputs (one photo; repeated over the batch below).
         height, width = spec.height, spec.width
@@ -622,8 +666,6 @@ class Engine:
         kp = _to_model(lb, keypoints)
         maps = ops.heatmaps(kp[None], height, width, mode=spec.heatmap.mode, sigma=spec.heatmap.sigma,
                             radius=spec.heatmap.radius)
-        rgb = np.ascontiguousarray(image[:, :, ::-1])
-        crops = completion.garment_crops(rgb, labels, comp.crop_size, exclude=cls)
         one = {"masked_image": model_image * keep, "masked_parsing": onehot * keep,
                "erase_mask": erase.astype(np.float32)[None], "pose_heatmaps": maps[0], "garment_crops": crops}
 
@@ -645,17 +687,36 @@ class Engine:
                 if unletterbox:
                     np.copyto(picture, image, where=~inside[:, :, None])  # outside the region: the photo, exactly
                     classes = np.where(inside, completion.letterbox_labels(classes, lb, unletterbox=True), labels)
+                    if not frame.is_whole:  # the crop's result back into the photo
+                        rows, cols, crows, ccols = frame.inside
+                        full, full_classes = photo.copy(), photo_labels.copy()
+                        full[rows, cols] = picture[crows, ccols]
+                        full_classes[rows, cols] = classes[crows, ccols]
+                        picture, classes = full, full_classes
                 images.append(picture)
                 parsings.append(np.ascontiguousarray(classes, dtype=np.uint8))
         name = None if cls is None else completion.PARSING_CLASSES[cls]
-        return Completion(images, parsings, region if unletterbox else erase.astype(np.uint8), int(seed), name)
+        return Completion(images, parsings, photo_region if unletterbox else erase.astype(np.uint8), int(seed), name)
 
     # ---------------------------------------------------------------- internals for Source
-    def _target(self, pose: PoseLike, box: ops.Letterbox, pose_size: Optional[tuple[int, int]]) -> np.ndarray:
+    def _target(self, pose: PoseLike, box: ops.Letterbox, pose_size: Optional[tuple[int, int]],
+                frame: Optional[Frame] = None) -> np.ndarray:
+        """A driving pose -> float32 (18, 2) (x, y) model pixels of the (cropped) photo.
+
+        pose_size None: the pose is in photo pixels. Else it is in a (h, w) driving frame,
+        which is letterboxed straight into the model frame when the network sees the whole
+        photo (``frame`` None or whole), and onto the photo, then through ``frame``, when it
+        sees a crop."""
         keypoints = parse_pose(pose, min_confidence=self.min_confidence, name="pose")
+        whole = frame is None or frame.is_whole
         if pose_size is not None:
             h, w = _check_size(pose_size, "pose_size")
-            box = ops.letterbox(h, w, self.spec.height, self.spec.width)
+            if whole:
+                box = ops.letterbox(h, w, self.spec.height, self.spec.width)
+            else:
+                keypoints = ops.letterbox(h, w, frame.image_height, frame.image_width).to_model(keypoints)
+        if not whole:
+            keypoints = frame.to_crop(keypoints)
         return _to_model(box, keypoints)
 
 
@@ -663,26 +724,40 @@ class Source:
     """A prepared photo: everything that depends only on it, cached; poses run per frame.
 
     Attributes:
-        box: the photo's Letterbox into the model frame.
+        frame: the :class:`~pyposert.framing.Frame` the network sees (the whole photo when
+            framing is off).
+        box: the frame's Letterbox into the model frame.
         keypoints: float32 (18, 2) source keypoints (x, y) in model pixels, missing -1.
+        photo_keypoints: float32 (18, 2) source keypoints (x, y) in photo pixels, missing -1.
         image_size: the photo's (h, w).
+
+    Photo pixels map to model pixels by ``box.to_model(frame.to_crop(kp))`` and back by
+    ``frame.to_image(box.to_image(kp))`` (:meth:`to_model`, :meth:`to_photo`): exactly as the
+    pixels are cut and resampled.
 
     Per frame only the target heatmaps are rasterised, into a preallocated [B, 36, H, W]
     buffer whose source half was filled once (one buffer per thread and batch size, so
     several threads may run the same Source at once).
     """
 
-    def __init__(self, engine: Engine, image: np.ndarray, keypoints: np.ndarray) -> None:
+    def __init__(self, engine: Engine, image: np.ndarray, keypoints: np.ndarray, framing: bool = True) -> None:
         spec = engine.spec
         self._engine = engine
         self._spec = spec
         self.image_size = (int(image.shape[0]), int(image.shape[1]))
+        self.photo_keypoints = np.asarray(keypoints, np.float32).copy()
+        self.frame = (frame_person(keypoints, self.image_size, (spec.height, spec.width)) if framing
+                      else full_frame(self.image_size))
+        # The photo is kept for pasting results back (a copy: the caller may reuse its buffer).
+        self._photo = None if self.frame.is_whole else np.array(image, copy=True)
+        image = image if self.frame.is_whole else self.frame.cut(image)
         self.box = ops.letterbox(image.shape[0], image.shape[1], spec.height, spec.width)
-        self.keypoints = _to_model(self.box, keypoints)
+        self.keypoints = _to_model(self.box, self.frame.to_crop(keypoints))
         self._local = threading.local()
         self._device_source: Any = None
         if engine._on_device:
-            self._device_source = engine._backend.load_source(image, self.box, self.keypoints, spec.heatmap)
+            self._device_source = engine._backend.load_source(np.ascontiguousarray(image), self.box, self.keypoints,
+                                                              spec.heatmap)
             return
         inputs = engine._backend.input_spec
         # Buffers take the network's input dtype (float32, or float16 for a half-precision
@@ -704,7 +779,7 @@ class Source:
         = (h, w); None: the photo's pixel frame), or OpenPose JSON.
         """
         unletterbox = _check_output_size(output_size)
-        target = self._engine._target(pose, self.box, pose_size)
+        target = self._engine._target(pose, self.box, pose_size, self.frame)
         return self._render(target[None], unletterbox)[0]
 
     def run_batch(self, poses: Sequence[PoseLike], *, pose_size: Optional[tuple[int, int]] = None,
@@ -723,23 +798,37 @@ class Source:
         items = list(poses)
         if not items:
             raise ValueError("poses must hold at least one pose")
-        targets = np.stack([self._engine._target(p, self.box, pose_size) for p in items])
+        targets = np.stack([self._engine._target(p, self.box, pose_size, self.frame) for p in items])
         results: list[np.ndarray] = []
         step = self._engine.max_batch
         for start in range(0, len(targets), step):
             results.extend(self._render(targets[start:start + step], unletterbox))
         return results
 
+    def to_model(self, keypoints: np.ndarray) -> np.ndarray:
+        """[..., 2|3] (x, y) photo pixels -> float32 model pixels (through the frame and the
+        letterbox, exactly as the pixels go); missing joints stay -1."""
+        return self.box.to_model(self.frame.to_crop(keypoints))
+
+    def to_photo(self, keypoints: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_model`: [..., 2|3] (x, y) model pixels -> float32 photo pixels."""
+        return self.frame.to_image(self.box.to_image(keypoints))
+
     # ---------------------------------------------------------------- rendering
     def _render(self, targets: np.ndarray, unletterbox: bool) -> list[np.ndarray]:
-        """targets: float32 [B, 18, 2] (x, y) model pixels -> B uint8 HWC BGR images."""
+        """targets: float32 [B, 18, 2] (x, y) model pixels -> B uint8 HWC BGR images (the
+        photo with the crop's result pasted in, or the model frame)."""
         self._engine._check_open()
         backend = self._engine._backend
         if self._device_source is not None:
-            return backend.render(self._device_source, targets, unletterbox=unletterbox)
-        feeds = self._feeds(targets)
-        images = backend.run(feeds)[OUTPUT_NAME]
-        return [ops.from_model_output(images[b], self.box, unletterbox=unletterbox) for b in range(len(targets))]
+            images = backend.render(self._device_source, targets, unletterbox=unletterbox)
+        else:
+            feeds = self._feeds(targets)
+            out = backend.run(feeds)[OUTPUT_NAME]
+            images = [ops.from_model_output(out[b], self.box, unletterbox=unletterbox) for b in range(len(targets))]
+        if unletterbox and self._photo is not None:
+            images = [self.frame.paste(self._photo, crop) for crop in images]
+        return images
 
     def _feeds(self, targets: np.ndarray) -> dict[str, np.ndarray]:
         spec = self._spec

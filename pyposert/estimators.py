@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .poses import NUM_JOINTS
+from .poses import BLAZEPOSE_TO_COCO18, NUM_JOINTS
 
 __all__ = ["BLAZEPOSE_TO_COCO18", "BLAZEPOSE_NUM_LANDMARKS", "MEDIAPIPE_INSTALL_HINT", "MediaPipePoseEstimator",
            "blazepose_to_coco18", "mediapipe_available"]
@@ -32,31 +32,9 @@ BLAZEPOSE_NUM_LANDMARKS = 33
 NECK = 1
 MISSING = -1.0
 
-# COCO-18 joint j is BlazePose landmark BLAZEPOSE_TO_COCO18[j]; the neck (j = 1) has no
-# BlazePose landmark and is the mid-point of the shoulders (None here). BlazePose indices
-# (mediapipe.solutions.pose.PoseLandmark): 0 nose, 2 left_eye, 5 right_eye, 7 left_ear,
-# 8 right_ear, 11/12 left/right shoulder, 13/14 elbow, 15/16 wrist, 23/24 hip, 25/26 knee,
-# 27/28 ankle. "Left"/"right" are the person's own in both formats.
-BLAZEPOSE_TO_COCO18: tuple[Optional[int], ...] = (
-    0,     # 0 nose
-    None,  # 1 neck = mid-shoulders
-    12,    # 2 r_shoulder
-    14,    # 3 r_elbow
-    16,    # 4 r_wrist
-    11,    # 5 l_shoulder
-    13,    # 6 l_elbow
-    15,    # 7 l_wrist
-    24,    # 8 r_hip
-    26,    # 9 r_knee
-    28,    # 10 r_ankle
-    23,    # 11 l_hip
-    25,    # 12 l_knee
-    27,    # 13 l_ankle
-    5,     # 14 r_eye
-    2,     # 15 l_eye
-    8,     # 16 r_ear
-    7,     # 17 l_ear
-)
+# COCO-18 joint j is BlazePose landmark BLAZEPOSE_TO_COCO18[j] (pyposert.poses, which maps
+# every keypoint format); the neck (j = 1) has no BlazePose landmark and is the mid-point of the
+# shoulders (None there). "Left"/"right" are the person's own in both formats.
 _R_SHOULDER, _L_SHOULDER = 2, 5  # COCO-18 indices the neck is built from
 
 MEDIAPIPE_INSTALL_HINT = ('pip install "pyposert[pose]" (mediapipe 0.10.21, which ships the BlazePose model and '

@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
-from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, parse_openpose, parse_pose
+from .poses import (DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PersonChoice, check_person, parse_people, select_person,
+                    track_person)
 
 __all__ = ["PoseFrame", "PoseSource", "VideoPoseSource", "OpenPoseJsonSource", "AnnotationCsvSource",
            "SyntheticMotionSource", "read_annotation_csv", "default_poses_csv", "annotation_frame",
@@ -56,11 +57,15 @@ class PoseFrame:
 class PoseSource:
     """Base class. Attributes: ``fps`` (frames per second the source plays at), ``live``
     (True for cameras: frames keep coming whether or not they are consumed), ``frame_count``
-    (None if unknown)."""
+    (None if unknown), ``normalize`` (whether :func:`pyposert.retarget.retarget` maps its
+    poses onto the photo's person by default: True for videos, cameras and OpenPose folders,
+    whose skeletons live in some other camera's pixels; False for the annotation CSVs and
+    synthetic motion, which are already framed like the model's photos)."""
 
     fps: float = 25.0
     live: bool = False
     frame_count: Optional[int] = None
+    normalize: bool = False
 
     def frames(self) -> Iterator[PoseFrame]:
         raise NotImplementedError
@@ -80,6 +85,28 @@ class PoseSource:
             self.close()
 
 
+class _PersonTracker:
+    """Chooses one person per frame: ``person`` ("largest" | "center" | index) on the first
+    frame that has anyone, then the person nearest the previous frame's choice (indices and
+    sizes change from frame to frame; the person does not)."""
+
+    def __init__(self, person: PersonChoice, frame_size: Optional[tuple[int, int]]) -> None:
+        self.person = check_person(person)
+        self.frame_size = frame_size
+        self.previous: Optional[np.ndarray] = None
+
+    def __call__(self, people: list[np.ndarray], name: str) -> Optional[np.ndarray]:
+        people = [p for p in people if (p >= 0).any()]
+        if not people:
+            return None
+        if self.previous is None:
+            chosen = people[select_person(people, self.person, image_size=self.frame_size, name=name)]
+        else:
+            chosen = people[track_person(people, self.previous)]
+        self.previous = chosen
+        return chosen
+
+
 # ------------------------------------------------------------------ video and cameras
 class VideoPoseSource(PoseSource):
     """Frames from a video file (path) or a camera (integer index) via cv2.VideoCapture; the pose
@@ -87,26 +114,23 @@ class VideoPoseSource(PoseSource):
 
     estimator None: MediaPipe in tracking mode when the ``pyposert[pose]`` extra is installed
     (see :func:`pyposert.engine.default_estimator`; owned and closed by this source). Without
-    one: ValueError saying how to get it. Unopenable camera / unreadable video: OSError naming it.
+    one: ValueError saying how to get it. Unopenable camera ("no camera N") / unreadable
+    video: OSError naming it (checked before the estimator is looked for).
+
+    person: which person drives when the estimator reports several (an array [P, 18, 2|3] or
+    a list of poses): "largest" | "center" | index on the first frame with anyone, then the
+    one nearest the previous frame's (tracking). MediaPipe's legacy pose solution reports at
+    most one person, its own choice; other estimators may report all.
     """
 
+    normalize = True
+
     def __init__(self, path_or_camera_index: Union[str, os.PathLike, int], estimator: Optional[Estimator] = None,
-                 *, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> None:
+                 *, min_confidence: float = DEFAULT_MIN_CONFIDENCE, person: PersonChoice = "largest") -> None:
         import cv2
 
-        owns_estimator = estimator is None
-        if estimator is None:
-            from .engine import default_estimator
-            from .estimators import MEDIAPIPE_INSTALL_HINT
-
-            estimator = default_estimator(static_image_mode=False)  # one video stream: track between frames
-            if estimator is None:
-                raise ValueError("no pose estimator: driving from video needs one -- install the MediaPipe extra: "
-                                 f"{MEDIAPIPE_INSTALL_HINT}; or pass estimator=f with f(image_bgr) -> (18, 3) "
-                                 "(x, y, confidence) COCO-18 keypoints (or None); or drive from OpenPose JSON / "
-                                 "an annotation CSV")
-        self._estimator = estimator
-        self._owns_estimator = owns_estimator
+        self._estimator: Optional[Estimator] = None
+        self._owns_estimator = False
         self._min_confidence = min_confidence
         self.live = isinstance(path_or_camera_index, int) and not isinstance(path_or_camera_index, bool)
         self.name = f"camera {path_or_camera_index}" if self.live else str(path_or_camera_index)
@@ -114,18 +138,33 @@ class VideoPoseSource(PoseSource):
         if not self.live:
             p = Path(path_or_camera_index)  # type: ignore[arg-type]
             if not p.is_file():
-                self.close()
                 raise FileNotFoundError(f"driving video not found: {p}")
         self._cap = cv2.VideoCapture(path_or_camera_index if self.live else str(path_or_camera_index))
         if not self._cap.isOpened():
             self.close()
-            what = "cannot open " + self.name + (" (no camera at that index, or it is busy)" if self.live else
-                                                 " (not a video OpenCV can decode)")
-            raise OSError(what)
+            if self.live:
+                raise OSError(f"no camera {path_or_camera_index} (OpenCV could not open it: not connected, busy, or "
+                              f"no permission to use it)")
+            raise OSError(f"cannot open {self.name} (not a video OpenCV can decode)")
+        if estimator is None:
+            from .engine import default_estimator
+            from .estimators import MEDIAPIPE_INSTALL_HINT
+
+            estimator = default_estimator(static_image_mode=False)  # one video stream: track between frames
+            if estimator is None:
+                self.close()
+                raise ValueError("no pose estimator: driving from video needs one -- install the MediaPipe extra: "
+                                 f"{MEDIAPIPE_INSTALL_HINT}; or pass estimator=f with f(image_bgr) -> (18, 3) "
+                                 "(x, y, confidence) COCO-18 keypoints (or None); or drive from OpenPose JSON / "
+                                 "an annotation CSV")
+            self._owns_estimator = True
+        self._estimator = estimator
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if math.isfinite(fps) and 0 < fps < 1000 else 30.0
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 and not self.live else None
+        size = (int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0), int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0))
+        self._tracker = _PersonTracker(person, size if min(size) > 0 else None)
 
     def frames(self) -> Iterator[PoseFrame]:
         import time
@@ -148,11 +187,9 @@ class VideoPoseSource(PoseSource):
         if self._estimator is None:
             raise ValueError(f"{self.name}: this source is closed (its pose estimator was released)")
         raw = self._estimator(frame.frame_bgr)
-        keypoints = None if raw is None else parse_pose(raw, min_confidence=self._min_confidence,
-                                                        name=f"{self.name} frame {frame.index} pose")
-        if keypoints is not None and (keypoints < 0).all():
-            keypoints = None  # every joint missing: nobody there
-        return replace(frame, keypoints=keypoints)
+        name = f"{self.name} frame {frame.index} pose"
+        people = [] if raw is None else parse_people(raw, min_confidence=self._min_confidence, name=name)
+        return replace(frame, keypoints=self._tracker(people, name))  # None: nobody there
 
     def close(self) -> None:
         if self._cap is not None:
@@ -173,17 +210,22 @@ def _natural_key(path: Path) -> tuple:
 
 
 class OpenPoseJsonSource(PoseSource):
-    """One OpenPose ``*_keypoints.json`` per frame in ``folder`` (natural sort order); the pose
-    is ``people[0].pose_keypoints_2d``, COCO-18 (54 numbers) or BODY_25 (75, mapped). A file
-    with ``people: []`` is a frame without a person.
+    """One OpenPose ``*_keypoints.json`` per frame in ``folder`` (natural sort order), any
+    format :func:`pyposert.poses.parse_people` reads (COCO-18, BODY_25, COCO-17, ...). A file
+    with ``people: []`` is a frame without a person. With several people, ``person``
+    ("largest" | "center" | index) chooses on the first frame that has anyone; later frames
+    take the person nearest the previous frame's (OpenPose's order changes between frames).
 
     frame_size: (h, w) of the video the keypoints were estimated on (OpenPose does not store
     it); None: unknown. Raises ValueError for a missing/empty folder (at construction) and for
     a malformed file (while iterating, naming the file).
     """
 
+    normalize = True
+
     def __init__(self, folder: Union[str, os.PathLike], frame_size: Optional[tuple[int, int]] = None,
-                 fps: float = 25.0, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> None:
+                 fps: float = 25.0, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                 person: PersonChoice = "largest") -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise ValueError(f"OpenPose folder not found (or not a folder): {self.folder}")
@@ -196,18 +238,17 @@ class OpenPoseJsonSource(PoseSource):
         self.frame_size = frame_size
         self.frame_count = len(self.files)
         self._min_confidence = min_confidence
+        self._person = check_person(person)
 
     def frames(self) -> Iterator[PoseFrame]:
+        tracker = _PersonTracker(self._person, self.frame_size)  # a new pass starts a new track
         for index, path in enumerate(self.files):
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ValueError(f"{path}: not valid JSON: {exc}") from None
-            if isinstance(data, dict) and data.get("people") == []:
-                keypoints = None
-            else:
-                keypoints = parse_openpose(data, min_confidence=self._min_confidence, name=str(path))
-            yield PoseFrame(index, index / self.fps, keypoints, None, self.frame_size)
+            people = parse_people(data, min_confidence=self._min_confidence, name=str(path))
+            yield PoseFrame(index, index / self.fps, tracker(people, str(path)), None, self.frame_size)
 
 
 # ------------------------------------------------------------------ annotation CSVs (PATN / PoNA)
@@ -362,18 +403,18 @@ class SyntheticMotionSource(PoseSource):
 
 # ------------------------------------------------------------------ one front door (CLI)
 def open_driving(spec: str, estimator: Optional[Estimator] = None, *, fps: Optional[float] = None,
-                 frame_size: Optional[tuple[int, int]] = None) -> PoseSource:
+                 frame_size: Optional[tuple[int, int]] = None, person: PersonChoice = "largest") -> PoseSource:
     """``--driving`` value -> a source: an integer (camera index), a folder (OpenPose JSON),
     a ``.csv`` (annotation CSV), ``synthetic[:N]`` (N frames of synthetic motion), else a
-    video file."""
+    video file. ``person`` chooses among several people (videos, cameras, OpenPose folders)."""
     if spec.isdigit():
-        return VideoPoseSource(int(spec), estimator)
+        return VideoPoseSource(int(spec), estimator, person=person)
     if spec == "synthetic" or spec.startswith("synthetic:"):
         n = int(spec.split(":", 1)[1]) if ":" in spec else 100
         return SyntheticMotionSource(frames=n, fps=fps or 25.0)
     p = Path(spec)
     if p.is_dir():
-        return OpenPoseJsonSource(p, frame_size, fps or 25.0)
+        return OpenPoseJsonSource(p, frame_size, fps or 25.0, person=person)
     if p.suffix.lower() == ".csv":
         return AnnotationCsvSource(p, frame_size, fps or 25.0)
-    return VideoPoseSource(p, estimator)
+    return VideoPoseSource(p, estimator, person=person)

@@ -1,4 +1,20 @@
-"""Keypoint input for the Engine: arrays and OpenPose JSON -> one COCO-18 (18, 2) array.
+"""Keypoint input for the Engine: arrays and pose JSON -> one COCO-18 (18, 2) array.
+
+Accepted keypoint formats (arrays of (x, y[, confidence]) rows, or flat JSON lists of
+(x, y, confidence) triplets), all mapped to COCO-18:
+
+| format | joints | JSON numbers | neck |
+|---|---|---|---|
+| COCO-17 (COCO, MMPose, Detectron2, YOLO-pose, ...) | 17 | 51 | mid-shoulders |
+| OpenPose COCO-18 | 18 | 54 | its own (mid-shoulders when missing) |
+| OpenPose BODY_25 | 25 | 75 | its own (mid-shoulders when missing) |
+| MediaPipe BlazePose-33, pixels | 33 | 99 (132 with z) | mid-shoulders |
+
+JSON layouts: OpenPose ``{"people": [{"pose_keypoints_2d": [...]}, ...]}``, one person
+``{"pose_keypoints_2d": [...]}`` or ``{"keypoints": [...]}``, a list of such people (COCO
+results, MMPose), or a COCO file ``{"annotations": [...]}``. With several people, ``person``
+chooses: "largest" (the biggest keypoint box, the default), "center" (nearest the image
+centre) or an index (:func:`select_person`).
 
 Contract of everything returned here: float32 ``(18, 2)``, **(x, y)** pixels (x = column,
 y = row) of the image the pose belongs to, COCO-18 / OpenPose order (0 nose, 1 neck,
@@ -17,12 +33,20 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 __all__ = [
+    "BLAZEPOSE_TO_COCO18",
     "BODY25_TO_COCO18",
+    "COCO17_TO_COCO18",
+    "FORMATS",
+    "PersonChoice",
+    "check_person",
+    "parse_people",
+    "select_person",
+    "track_person",
     "DEFAULT_MIN_CONFIDENCE",
     "JOINT_NAMES",
     "NUM_JOINTS",
@@ -44,75 +68,143 @@ JOINT_NAMES: tuple[str, ...] = (
 # later joint shifts by one) and appends six foot points (19-24), which COCO-18 has no place for.
 BODY25_TO_COCO18: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 
-# An OpenPose "pose_keypoints_2d" list is flat (x, y, confidence) triplets.
-_OPENPOSE_LAYOUTS = {NUM_JOINTS * 3: ("COCO-18", None), 25 * 3: ("BODY_25", BODY25_TO_COCO18)}
+# COCO-18 joint j is COCO-17 joint COCO17_TO_COCO18[j]; COCO-17 has no neck (None: the
+# mid-point of the shoulders). COCO-17: 0 nose, 1/2 left/right eye, 3/4 ears, 5/6 shoulders,
+# 7/8 elbows, 9/10 wrists, 11/12 hips, 13/14 knees, 15/16 ankles (left first, the person's own).
+COCO17_TO_COCO18: tuple[Optional[int], ...] = (0, None, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
+
+# COCO-18 joint j is BlazePose landmark BLAZEPOSE_TO_COCO18[j] (mediapipe.solutions.pose
+# .PoseLandmark: 0 nose, 2 left_eye, 5 right_eye, 7 left_ear, 8 right_ear, 11/12 left/right
+# shoulder, 13/14 elbow, 15/16 wrist, 23/24 hip, 25/26 knee, 27/28 ankle); neck: mid-shoulders.
+BLAZEPOSE_TO_COCO18: tuple[Optional[int], ...] = (0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
+
+# Format name -> (joints, map to COCO-18 or None for COCO-18 itself).
+FORMATS: dict[str, tuple[int, Optional[tuple[Optional[int], ...]]]] = {
+    "COCO-17": (17, COCO17_TO_COCO18),
+    "COCO-18": (NUM_JOINTS, None),
+    "BODY_25": (25, BODY25_TO_COCO18),
+    "MediaPipe-33": (33, BLAZEPOSE_TO_COCO18),
+}
+_BY_JOINTS = {joints: name for name, (joints, _) in FORMATS.items()}
+_NECK, _R_SHOULDER, _L_SHOULDER = 1, 2, 5
+_FORMATS_TEXT = ("(17, 2|3) COCO-17, (18, 2) (x, y) or (18, 3) (x, y, confidence) COCO-18, (25, 2|3) BODY_25 or "
+                 "(33, 2|3|4) MediaPipe-33 (x, y[, z][, visibility]) pixels")
+_JSON_TEXT = ("51 numbers (COCO-17: 17 x (x, y, confidence)), 54 numbers (COCO-18), 75 numbers (BODY_25) or "
+              "99 numbers (MediaPipe-33; 132 with z)")
 
 PoseLike = Union[np.ndarray, Mapping[str, Any], str, os.PathLike, list, tuple]
+PersonChoice = Union[str, int]  # "largest" | "center" | index
+PERSON_CHOICES = ("largest", "center")
 
 
-def parse_pose(pose: PoseLike, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE, name: str = "pose") -> np.ndarray:
-    """Any accepted pose -> float32 (18, 2) (x, y) pixels, missing joints (-1, -1).
+def parse_pose(pose: PoseLike, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE, name: str = "pose",
+               person: PersonChoice = "largest", image_size: Optional[tuple[int, int]] = None) -> np.ndarray:
+    """Any accepted pose -> float32 (18, 2) (x, y) pixels, COCO-18, missing joints (-1, -1).
 
     Args:
         pose: one of
-            - an array-like (18, 2) of (x, y) or (18, 3) of (x, y, confidence) pixels;
-            - an OpenPose JSON dict ``{"people": [{"pose_keypoints_2d": [...]}, ...]}`` (the
-              first person is used) or one person ``{"pose_keypoints_2d": [...]}``, with 54
-              numbers (COCO-18) or 75 (BODY_25, mapped to COCO-18; MidHip and feet dropped);
-            - a path (str / PathLike ending in .json) to such an OpenPose file.
+            - an array-like of one person's keypoints in pixels, any format of the module's
+              table: (17|18|25, 2|3) (x, y[, confidence]) or (33, 2|3|4) (x, y[, z][, visibility]);
+            - an array-like [P, K, 2|3] of several people (``person`` chooses one);
+            - a pose JSON dict or list (OpenPose ``{"people": [{"pose_keypoints_2d": [...]}]}``,
+              ``{"keypoints": [...]}``, a list of people, COCO ``{"annotations": [...]}``), flat
+              (x, y, confidence) lists of a format of the table;
+            - a path (str / PathLike ending in .json) to such a file.
         min_confidence: joints whose confidence is below it are missing (OpenPose writes
-            undetected joints as (0, 0, 0)).
+            undetected joints as (0, 0, 0); COCO's visibility 0 = not labelled).
         name: how error messages call the argument ("pose", "source_pose", ...).
+        person: which person when there are several: "largest" | "center" | index (0-based,
+            in file order); see :func:`select_person`.
+        image_size: (h, w) of the image the pose belongs to ("center" uses its centre; None:
+            the centre of all people's keypoints).
+
+    The neck, which COCO-17 and MediaPipe do not have, is the mid-point of the shoulders
+    (present when both are); so is a missing COCO-18 / BODY_25 neck.
 
     Raises:
-        ValueError: wrong keypoint count or layout, non-numeric, NaN or infinite values,
-            an OpenPose file without people.
+        ValueError: a keypoint count or layout of no known format (the message lists the
+            formats), non-numeric, NaN or infinite values, a JSON without people, a person
+            index beyond the people there.
     """
+    people = parse_people(pose, min_confidence=min_confidence, name=name)
+    if not people:
+        raise ValueError(f"{name}: the pose JSON has no person ('people' is empty): nobody was detected")
+    return people[select_person(people, person, image_size=image_size, name=name)]
+
+
+def parse_openpose(data: Mapping[str, Any], *, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                   name: str = "pose", person: PersonChoice = "largest",
+                   image_size: Optional[tuple[int, int]] = None) -> np.ndarray:
+    """OpenPose (or other pose) JSON dict -> float32 (18, 2) (x, y) pixels; see :func:`parse_pose`."""
+    if not isinstance(data, (Mapping, list)):
+        raise ValueError(f"{name}: OpenPose JSON must be an object, got {type(data).__name__}")
+    return parse_pose(data, min_confidence=min_confidence, name=name, person=person, image_size=image_size)
+
+
+def parse_people(pose: PoseLike, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                 name: str = "pose") -> list[np.ndarray]:
+    """Every person of a pose input (see :func:`parse_pose`) -> list of float32 (18, 2) (x, y)
+    pixels, COCO-18, missing (-1, -1), in input order; [] for a JSON with no people."""
     threshold = float(min_confidence)
     if not math.isfinite(threshold):
         raise ValueError(f"min_confidence must be finite, got {min_confidence!r}")
     if isinstance(pose, (str, os.PathLike)):
-        return parse_openpose(_read_json(pose, name), min_confidence=threshold, name=name)
-    if isinstance(pose, Mapping):
-        return parse_openpose(pose, min_confidence=threshold, name=name)
-    return _from_array(pose, threshold, name)
+        pose = _read_json(pose, name)
+    entries = _json_people(pose, name)
+    if entries is not None:
+        return [_from_entry(entry, threshold, f"{name} person {i}" if len(entries) > 1 else name)
+                for i, entry in enumerate(entries)]
+    arr = _numeric(pose, name)
+    if arr.ndim == 3:  # [P, K, C]: several people
+        return [_from_array(a, threshold, f"{name} person {i}") for i, a in enumerate(arr)]
+    return [_from_array(arr, threshold, name)]
 
 
-def parse_openpose(data: Mapping[str, Any], *, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                   name: str = "pose", person: int = 0) -> np.ndarray:
-    """OpenPose JSON (dict) -> float32 (18, 2) (x, y) pixels; see :func:`parse_pose`.
+def _json_people(data: Any, name: str) -> Optional[list]:
+    """The person entries of a pose JSON (dict or list of dicts), or None when ``data`` is not
+    JSON-shaped (an array-like of numbers)."""
+    if isinstance(data, Mapping):
+        for key in ("people", "annotations"):
+            if key in data:
+                people = data[key]
+                if not isinstance(people, list):
+                    raise ValueError(f"{name}: '{key}' must be a list, got {type(people).__name__}")
+                return people
+        return [data]
+    if isinstance(data, (list, tuple)) and data and all(isinstance(e, Mapping) for e in data):
+        return list(data)
+    return None
 
-    ``person`` picks one entry of ``data["people"]`` (default: the first).
-    """
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{name}: OpenPose JSON must be an object, got {type(data).__name__}")
-    if "people" in data:
-        people = data["people"]
-        if not isinstance(people, list):
-            raise ValueError(f"{name}: OpenPose 'people' must be a list, got {type(people).__name__}")
-        if not people:
-            raise ValueError(f"{name}: the OpenPose JSON has no person ('people' is empty): nobody was detected")
-        if not 0 <= person < len(people):
-            raise ValueError(f"{name}: person {person} requested, the OpenPose JSON has {len(people)}")
-        entry = people[person]
-    else:
-        entry = data
-    if not isinstance(entry, Mapping) or "pose_keypoints_2d" not in entry:
-        raise ValueError(f"{name}: expected an OpenPose JSON with 'people': [{{'pose_keypoints_2d': [...]}}], "
-                         f"got keys {sorted(map(str, entry)) if isinstance(entry, Mapping) else type(entry).__name__}")
-    flat = entry["pose_keypoints_2d"]
+
+_KEYPOINT_KEYS = ("pose_keypoints_2d", "keypoints")
+
+
+def _from_entry(entry: Any, min_confidence: float, name: str) -> np.ndarray:
+    """One person of a pose JSON -> (18, 2)."""
+    key = next((k for k in _KEYPOINT_KEYS if isinstance(entry, Mapping) and k in entry), None)
+    if key is None:
+        raise ValueError(f"{name}: expected an OpenPose JSON with 'people': [{{'pose_keypoints_2d': [...]}}] (or a "
+                         f"person {{'keypoints': [...]}}), got keys "
+                         f"{sorted(map(str, entry)) if isinstance(entry, Mapping) else type(entry).__name__}")
+    flat = entry[key]
     if not isinstance(flat, (list, tuple)) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
-        raise ValueError(f"{name}: 'pose_keypoints_2d' must be a flat list of numbers (x, y, confidence, ...)")
-    layout = _OPENPOSE_LAYOUTS.get(len(flat))
-    if layout is None:
-        raise ValueError(f"{name}: 'pose_keypoints_2d' must hold 54 numbers (COCO-18: 18 x (x, y, confidence)) "
-                         f"or 75 (BODY_25), got {len(flat)}")
-    triplets = np.asarray(flat, dtype=np.float64).reshape(-1, 3)
-    _, mapping = layout
-    if mapping is not None:
-        triplets = triplets[list(mapping)]
-    return _from_array(triplets, min_confidence, name)
+        raise ValueError(f"{name}: '{key}' must be a flat list of numbers (x, y, confidence, ...)")
+    n = len(flat)
+    if n == 132:  # MediaPipe (x, y, z, visibility)
+        rows = np.asarray(flat, dtype=np.float64).reshape(33, 4)
+    elif n % 3 == 0 and n // 3 in _BY_JOINTS:
+        rows = np.asarray(flat, dtype=np.float64).reshape(-1, 3)
+    else:
+        raise ValueError(f"{name}: '{key}' must hold {_JSON_TEXT}, got {n} numbers, which fit none of these formats")
+    return _from_array(rows, min_confidence, name)
+
+
+def _numeric(pose: Any, name: str) -> np.ndarray:
+    try:
+        return np.asarray(pose, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected {_FORMATS_TEXT}, got {type(pose).__name__}") from None
 
 
 def _read_json(path: Union[str, os.PathLike], name: str) -> Any:
@@ -126,28 +218,130 @@ def _read_json(path: Union[str, os.PathLike], name: str) -> Any:
 
 
 def _from_array(pose: Any, min_confidence: float, name: str) -> np.ndarray:
-    try:
-        kp = np.asarray(pose, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected (18, 2) (x, y) or (18, 3) (x, y, confidence) numbers, "
-                         f"got {type(pose).__name__}") from None
-    if kp.ndim != 2 or kp.shape[0] != NUM_JOINTS or kp.shape[1] not in (2, 3):
-        raise ValueError(f"{name}: expected (18, 2) (x, y) or (18, 3) (x, y, confidence) COCO-18 keypoints, "
-                         f"got shape {tuple(kp.shape)}")
+    """One person's keypoints of any format of the table -> float32 (18, 2) COCO-18."""
+    kp = _numeric(pose, name)
+    fmt = _BY_JOINTS.get(kp.shape[0]) if kp.ndim == 2 else None
+    columns = (2, 3, 4) if fmt == "MediaPipe-33" else (2, 3)
+    if fmt is None or kp.shape[1] not in columns:
+        raise ValueError(f"{name}: expected {_FORMATS_TEXT}; got shape {tuple(kp.shape)}, which is none of these "
+                         f"formats")
+    if kp.shape[1] == 4:  # MediaPipe (x, y, z, visibility): z is not used
+        kp = kp[:, [0, 1, 3]]
     if not np.isfinite(kp).all():
         bad = sorted({int(j) for j in np.argwhere(~np.isfinite(kp))[:, 0]})
-        raise ValueError(f"{name}: NaN or infinite values at joints {bad} ({', '.join(JOINT_NAMES[j] for j in bad)}); "
+        names = f" ({', '.join(JOINT_NAMES[j] for j in bad)})" if fmt == "COCO-18" else f" of the {fmt} keypoints"
+        raise ValueError(f"{name}: NaN or infinite values at joints {bad}{names}; "
                          f"mark a missing joint with negative coordinates (-1, -1) or a low confidence instead")
     xy = kp[:, :2]
     missing = (xy < 0).any(axis=1)
     if kp.shape[1] == 3:
         missing |= kp[:, 2] < min_confidence
+    if fmt == "MediaPipe-33" and not missing.all() and xy[~missing].max() <= 1.0:
+        raise ValueError(f"{name}: these MediaPipe-33 landmarks look normalised (every x, y within 0..1); pyposert "
+                         f"takes pixels: convert them with pyposert.estimators.blazepose_to_coco18(landmarks, (h, w))")
     with np.errstate(over="ignore"):
-        out = xy.astype(np.float32)
-    if not np.isfinite(out).all():
+        xy32 = xy.astype(np.float32)
+    if not np.isfinite(xy32).all():
         raise ValueError(f"{name}: coordinates beyond the float32 range (|value| > 3.4e38)")
-    out[missing] = MISSING
-    return out
+    xy32[missing] = MISSING
+    mapping = FORMATS[fmt][1]
+    if mapping is None:
+        out = xy32
+    else:
+        out = np.full((NUM_JOINTS, 2), MISSING, np.float32)
+        for joint, index in enumerate(mapping):
+            if index is not None:
+                out[joint] = xy32[index]
+    return _synthesise_neck(out)
+
+
+def _synthesise_neck(kp: np.ndarray) -> np.ndarray:
+    """A missing neck becomes the mid-point of the shoulders when both are present (in place)."""
+    if (kp[_NECK] < 0).any() and (kp[_R_SHOULDER] >= 0).all() and (kp[_L_SHOULDER] >= 0).all():
+        kp[_NECK] = (kp[_R_SHOULDER] + kp[_L_SHOULDER]) / 2
+    return kp
+
+
+# ------------------------------------------------------------------ several people
+def _box(kp: np.ndarray) -> Optional[tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) of the present joints of (18, 2), or None when fewer than 2."""
+    present = (kp >= 0).all(axis=1)
+    if present.sum() < 2:
+        return None
+    pts = kp[present]
+    return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())
+
+
+def check_person(person: Any) -> PersonChoice:
+    """"largest" | "center" | an integer index >= 0 (also given as a digit string, as on the
+    command line); ValueError otherwise."""
+    if isinstance(person, str):
+        text = person.strip().lower()
+        if text in PERSON_CHOICES:
+            return text
+        if text.isdigit():
+            return int(text)
+    elif isinstance(person, (int, np.integer)) and not isinstance(person, bool) and person >= 0:
+        return int(person)
+    raise ValueError(f"person must be 'largest', 'center' or an index >= 0, got {person!r}")
+
+
+def select_person(people: Sequence[np.ndarray], person: PersonChoice = "largest", *,
+                  image_size: Optional[tuple[int, int]] = None, name: str = "pose") -> int:
+    """Index of the chosen person among ``people`` (each float32 (18, 2) (x, y) pixels).
+
+    person: "largest": the biggest keypoint box (area, at least 2 joints); "center": the
+    person whose box centre is nearest the centre of the image (``image_size`` = (h, w)) or,
+    without it, of all people's joints together; an integer: that index (ValueError when
+    there are fewer people).
+    """
+    choice = check_person(person)
+    if not people:
+        raise ValueError(f"{name}: nobody to choose from (no people)")
+    if isinstance(choice, int):
+        if choice >= len(people):
+            raise ValueError(f"{name}: person {choice} requested, the pose JSON has {len(people)} "
+                             f"(indices 0..{len(people) - 1})")
+        return choice
+    boxes = [_box(p) for p in people]
+    if all(b is None for b in boxes):
+        return 0
+    if choice == "largest":
+        areas = [-1.0 if b is None else (b[2] - b[0] + 1) * (b[3] - b[1] + 1) for b in boxes]
+        return int(np.argmax(areas))
+    if image_size is not None:
+        cx, cy = (image_size[1] - 1) / 2.0, (image_size[0] - 1) / 2.0
+    else:
+        pts = np.concatenate([p[(p >= 0).all(axis=1)] for p in people])
+        cx, cy = (pts[:, 0].min() + pts[:, 0].max()) / 2.0, (pts[:, 1].min() + pts[:, 1].max()) / 2.0
+    dist = [np.inf if b is None else math.hypot((b[0] + b[2]) / 2 - cx, (b[1] + b[3]) / 2 - cy) for b in boxes]
+    return int(np.argmin(dist))
+
+
+def track_person(people: Sequence[np.ndarray], previous: np.ndarray) -> int:
+    """Index of the person nearest to ``previous`` (float32 (18, 2), the last frame's choice):
+    the smallest mean distance over the joints both have, in units of ``previous``'s box
+    diagonal; people sharing no joint with it compare by box centre. Keeps one person across
+    the frames of a video whatever order the estimator lists people in."""
+    if not people:
+        raise ValueError("nobody to track (no people)")
+    prev_box = _box(previous)
+    if prev_box is None:
+        return select_person(people, "largest")
+    scale = max(math.hypot(prev_box[2] - prev_box[0], prev_box[3] - prev_box[1]), 1.0)
+    prev_present = (previous >= 0).all(axis=1)
+    pcx, pcy = (prev_box[0] + prev_box[2]) / 2, (prev_box[1] + prev_box[3]) / 2
+    costs = []
+    for p in people:
+        both = prev_present & (p >= 0).all(axis=1)
+        if both.sum() >= 2:
+            costs.append(float(np.linalg.norm(p[both] - previous[both], axis=1).mean()) / scale)
+            continue
+        b = _box(p)
+        # Without shared joints the centre distance is a weaker cue: penalised so that any
+        # person matched on joints wins over it.
+        costs.append(np.inf if b is None else 10.0 + math.hypot((b[0] + b[2]) / 2 - pcx, (b[1] + b[3]) / 2 - pcy) / scale)
+    return int(np.argmin(costs))
 
 
 # A standing person, COCO-18 order, (x, y) pixels of a 256 x 176 frame: the fallback pose of

@@ -96,8 +96,9 @@ def _check_output(output: Union[str, os.PathLike]) -> Path:
 
 
 class _Writer(threading.Thread):
-    """Writes images from a bounded queue to cv2.VideoWriter (opened on the first image, whose
-    size fixes the video's); always releases it (finally) so the file is finalised."""
+    """Writes images from a bounded queue to a video (:func:`pyposert.video.open_writer`: H.264
+    for .mp4, opened on the first image, whose size fixes the video's); always closes it
+    (finally) so the file is finalised."""
 
     def __init__(self, path: Path, fps: float, max_queue: int) -> None:
         super().__init__(name="pyposert-writer", daemon=True)
@@ -107,9 +108,10 @@ class _Writer(threading.Thread):
         self.times: list[float] = []  # write durations, s
         self.end_to_end: list[float] = []  # capture -> written, s
         self.error: Optional[BaseException] = None
+        self.codec: Optional[str] = None
 
     def run(self) -> None:
-        import cv2
+        from .video import open_writer
 
         writer = None
         try:
@@ -122,13 +124,12 @@ class _Writer(threading.Thread):
                 image, captured = item
                 t0 = time.perf_counter()
                 if writer is None:
-                    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov")
-                                                      else "MJPG"))
-                    writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
-                    if not writer.isOpened():
-                        self.error = OSError(f"cannot write video {self.path} (OpenCV could not open a writer; "
-                                             f"use .mp4 or .avi)")
+                    try:
+                        writer = open_writer(self.path, self.fps, (image.shape[0], image.shape[1]))
+                    except OSError as exc:
+                        self.error = exc
                         continue
+                    self.codec = writer.codec
                 writer.write(image)
                 done = time.perf_counter()
                 self.written += 1
@@ -138,7 +139,7 @@ class _Writer(threading.Thread):
             self.error = exc
         finally:
             if writer is not None:
-                writer.release()
+                writer.close()
 
 
 _NO_HANDLER = object()
@@ -180,7 +181,9 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
              output: Optional[Union[str, os.PathLike]] = None, show: bool = False, layout: str = "result",
              stats_path: Optional[Union[str, os.PathLike]] = None, smoothing: bool = True, max_queue: int = 4,
              live: Optional[bool] = None, *, overlay: bool = False, progress: bool = True,
-             max_frames: Optional[int] = None) -> dict[str, Any]:
+             max_frames: Optional[int] = None, start_s: float = 0.0, normalize: Optional[bool] = None,
+             keep_bone_lengths: bool = False, framing: Optional[bool] = None,
+             normalize_size: str = "height") -> dict[str, Any]:
     """Drive the photographed person with ``driving``'s poses; write and/or show the result.
 
     Args:
@@ -190,7 +193,8 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
         source_pose: its pose, (18, 2|3) (x, y[, conf]) pixels of the photo, or OpenPose JSON;
             None: the engine's pose estimator.
         driving: a :class:`~pyposert.pose_sources.PoseSource`.
-        output: video path (.mp4: mp4v; .avi: MJPG) or None (nothing written). Written at
+        output: video path (.mp4 / .m4v / .mov: H.264, or mp4v with a warning where PyAV is
+            missing -- :mod:`pyposert.video`; .avi: MJPG) or None (nothing written). Written at
             ``driving.fps``, one output frame per processed driving frame.
         show: display in an OpenCV window ('q' or Esc stops). Needs a GUI build of OpenCV.
         layout: "result" or "side-by-side" (driving frame -- or its skeleton for pose-only
@@ -201,11 +205,24 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
         live: drop stale frames (keep the newest)? None: ``driving.live``.
         overlay: draw FPS and end-to-end latency on the frames.
         progress: tqdm progress bar (files only).
-        max_frames: stop after this many driving frames (None: all).
+        max_frames: stop after this many driving frames (None: all), counted from ``start_s``.
+        start_s: skip the driving frames before this time in seconds (files only; skipped
+            frames are decoded but not estimated or rendered).
+        normalize: map each driving pose onto the photo's person (:mod:`pyposert.normalize`:
+            where they stand, their size); None: ``driving.normalize`` (True for videos,
+            cameras and OpenPose folders).
+        keep_bone_lengths: with ``normalize``, keep the photo person's bone lengths and take
+            only the driver's joint angles.
+        framing: passed to ``engine.source`` (crop the photo around the person); None: the
+            engine's default.
+        normalize_size: how normalisation sizes the figure: "height" (the driver's measured
+            size, frame by frame: any camera) or "feet" (Everybody Dance Now's function of
+            how high the feet are: a static camera).
 
     Returns:
         Summary dict: frames_read, frames_processed, frames_written, frames_dropped, no_person,
-        fps (processed frames per wall second), output_fps, wall_s, interrupted,
+        fps (processed frames per wall second), output_fps, wall_s, interrupted, normalized,
+        video_codec ("h264", "mp4v", "MJPG" or None),
         latency = {stage: {p50_ms, p99_ms, mean_ms, count}} for stages queue (capture -> picked up),
         pose, smooth, engine, write and end_to_end (capture -> written, or -> rendered when
         nothing is written).
@@ -221,10 +238,26 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     if max_queue < 1:
         raise ValueError(f"max_queue must be >= 1, got {max_queue!r}")
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1):
+        raise ValueError(f"max_frames must be an integer >= 1, got {max_frames!r}")
+    start_s = float(start_s)
+    if not (start_s >= 0 and np.isfinite(start_s)):
+        raise ValueError(f"start must be a time >= 0 in seconds, got {start_s!r}")
     live = bool(driving.live) if live is None else bool(live)
+    if start_s > 0 and live:
+        raise ValueError("start needs a file to skip into; a camera starts now")
     out_path = _check_output(output) if output is not None else None
-    src = engine.source(source_image_bgr, source_pose)  # once per photo: fails fast on bad input
+    # once per photo: fails fast on bad input
+    src = (engine.source(source_image_bgr, source_pose) if framing is None
+           else engine.source(source_image_bgr, source_pose, framing=framing))
     photo_size = (int(source_image_bgr.shape[0]), int(source_image_bgr.shape[1]))
+    normalize = bool(getattr(driving, "normalize", False)) if normalize is None else bool(normalize)
+    normalizer = None
+    if normalize:
+        from .normalize import SkeletonNormalizer
+
+        normalizer = SkeletonNormalizer(src.photo_keypoints, photo_size, keep_bone_lengths=keep_bone_lengths,
+                                        size=normalize_size)
     smoother = PoseSmoother(enabled=smoothing)
     fps_out = float(driving.fps) if driving.fps and driving.fps > 0 else 25.0
 
@@ -238,6 +271,8 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
             for frame in driving.frames():
                 if stop.is_set():
                     return
+                if frame.time_s < start_s - 1e-9:
+                    continue  # before --start: not counted, estimated or rendered
                 counters["read"] += 1
                 item = (frame, time.perf_counter())
                 if live:
@@ -313,19 +348,25 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
             frame = driving.pose(frame)
             t1 = time.perf_counter()
             pose = smoother(frame.keypoints, frame.time_s)
+            # Normalised poses are in the photo's pixels; others in the driving frame's.
+            target, target_size = (normalizer(pose), None) if normalizer is not None else (pose, frame.frame_size)
             t2 = time.perf_counter()
-            if pose is None:  # nobody seen yet: show the photo unchanged
+            if target is None:  # nobody seen yet: show the photo unchanged
                 result = np.ascontiguousarray(source_image_bgr)
             else:
-                result = src.run(pose, pose_size=frame.frame_size, output_size="source")
+                result = src.run(target, pose_size=target_size, output_size="source")
             t3 = time.perf_counter()
             stages["pose"].append(t1 - t0)
             stages["smooth"].append(t2 - t1)
             stages["engine"].append(t3 - t2)
             if layout == "side-by-side":
                 # Pose-only sources: draw the (smoothed) pose the engine was actually given.
-                left = frame.frame_bgr if frame.frame_bgr is not None else draw_skeleton(
-                    pose, frame.frame_size or photo_size)
+                if frame.frame_bgr is not None:
+                    left = frame.frame_bgr
+                elif normalizer is not None:
+                    left = draw_skeleton(target, photo_size)
+                else:
+                    left = draw_skeleton(pose, frame.frame_size or photo_size)
                 image = _side_by_side(left, result)
             else:
                 image = result
@@ -393,6 +434,8 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
         "live": live,
         "layout": layout,
         "interrupted": interrupted,
+        "normalized": normalizer is not None,
+        "video_codec": writer.codec if writer is not None else None,
         "output": str(out_path) if out_path is not None else None,
         "latency": {s: _percentiles(v) for s, v in stages.items()},
     }
@@ -426,6 +469,25 @@ def add_retarget_parser(subparsers: Any) -> None:
     p.add_argument("--driving-size", metavar="HxW", type=frame_size,
                    help="frame size of OpenPose/CSV poses, e.g. 720x1280 (default: unknown / from the CSV name)")
     p.add_argument("--no-smoothing", action="store_true", help="disable One-Euro smoothing")
+    p.add_argument("--person", default="largest", metavar="largest|center|N",
+                   help="which person when the photo's pose file or the driver has several: the largest, the one "
+                        "nearest the centre, or index N (0-based, file order); video drivers then track that "
+                        "person from frame to frame (default: largest)")
+    p.add_argument("--source-person", metavar="largest|center|N", help="--person for the photo only")
+    p.add_argument("--driving-person", metavar="largest|center|N", help="--person for the driver only")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="use the driver's skeleton in its own pixels instead of fitting it onto the photo's person "
+                        "(normalisation is on for videos, cameras and OpenPose folders)")
+    p.add_argument("--keep-bone-lengths", action="store_true",
+                   help="normalising: keep the photo person's bone lengths, take only the driver's joint angles")
+    p.add_argument("--static-camera", action="store_true",
+                   help="normalising: size the figure by how high the driver's feet are (Everybody Dance Now; "
+                        "steadier for a fixed camera) instead of the driver's measured size (any camera)")
+    p.add_argument("--no-framing", action="store_true",
+                   help="letterbox the whole photo into the model instead of a crop around the person")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N driving frames")
+    p.add_argument("--start", type=float, default=0.0, metavar="S",
+                   help="start S seconds into the driving video / pose sequence (files only)")
     p.add_argument("--overlay", action="store_true", help="draw FPS and latency on the frames")
     p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="auto | tensorrt | torch | onnxruntime")
     p.set_defaults(fn=cmd_retarget)
@@ -447,28 +509,52 @@ def _load_source_pose(path: Optional[str], flag: str = "--source-pose") -> Any:
 
 def cmd_retarget(args: Any) -> int:
     """``pyposert retarget``: prints the summary; exit 0, 1 on an error (message on stderr),
-    130 after Ctrl-C (the output is still finalised)."""
+    2 when there is nothing to do (neither --output nor --show), 130 after Ctrl-C (the output
+    is still finalised)."""
     import sys
+    import warnings
 
     import cv2
 
     from .engine import Engine
     from .pose_sources import open_driving
+    from .poses import check_person, parse_pose
 
+    if not args.output and not args.show:
+        print("pyposert retarget: error: nothing to do: give --output OUT.mp4 (a video to write) and/or --show "
+              "(a window)", file=sys.stderr)
+        return 2
     try:
+        photo_person = check_person(args.source_person or args.person)
+        driving_person = check_person(args.driving_person or args.person)
+        if args.max_frames is not None and args.max_frames < 1:
+            raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
+        if not args.start >= 0:
+            raise ValueError(f"--start must be >= 0 seconds, got {args.start}")
         photo = cv2.imread(args.source, cv2.IMREAD_COLOR)
         if photo is None:
             raise OSError(f"cannot read the photo {args.source}")
-        driving = open_driving(args.driving, fps=args.fps, frame_size=args.driving_size)
-        with Engine(args.model, backend=args.backend) as engine:
-            stats = retarget(engine, photo, _load_source_pose(args.source_pose), driving, output=args.output,
+        photo_pose = _load_source_pose(args.source_pose)
+        if photo_pose is not None:  # one person of the file, chosen here
+            photo_pose = parse_pose(photo_pose, person=photo_person, image_size=photo.shape[:2], name="--source-pose")
+        driving = open_driving(args.driving, fps=args.fps, frame_size=args.driving_size, person=driving_person)
+        with Engine(args.model, backend=args.backend, person=photo_person) as engine, \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            stats = retarget(engine, photo, photo_pose, driving, output=args.output,
                              show=args.show, layout=args.layout, stats_path=args.stats,
-                             smoothing=not args.no_smoothing, overlay=args.overlay)
+                             smoothing=not args.no_smoothing, overlay=args.overlay, max_frames=args.max_frames,
+                             start_s=args.start, normalize=False if args.no_normalize else None,
+                             keep_bone_lengths=args.keep_bone_lengths, framing=False if args.no_framing else None,
+                             normalize_size="feet" if args.static_camera else "height")
+        for warning in caught:  # e.g. no H.264 encoder: said once, in the user's terms
+            print(f"pyposert retarget: warning: {warning.message}", file=sys.stderr)
     except (OSError, ValueError, RuntimeError) as exc:  # PlanError, BackendUnavailable included
         print(f"pyposert retarget: error: {one_line(exc)}", file=sys.stderr)
         return 1
     lat = stats["latency"]["end_to_end"]
     print(f"frames read {stats['frames_read']}, written {stats['frames_written']}, dropped {stats['frames_dropped']}, "
           f"no person {stats['no_person']}; {stats['fps']} fps; end-to-end p50 {lat['p50_ms']} ms, "
-          f"p99 {lat['p99_ms']} ms" + (f"; wrote {stats['output']}" if stats["output"] else ""))
+          f"p99 {lat['p99_ms']} ms" + (f"; wrote {stats['output']} ({stats['video_codec']})" if stats["output"]
+                                       else ""))
     return 130 if stats["interrupted"] else 0

@@ -257,7 +257,8 @@ def test_cli_retarget_without_a_person(stub: Path, tmp_path: Path, monkeypatch: 
     assert "no person found in the source photo" in err and "--source-pose" in err
     # Without any estimator the message says how to get one.
     monkeypatch.setattr(engine_module, "default_estimator", lambda static_image_mode=False: None)
-    code = main(["retarget", "--source", str(photo), "--driving", str(folder), "--model", str(stub)])
+    code = main(["retarget", "--source", str(photo), "--driving", str(folder), "--model", str(stub),
+                 "--output", str(out)])
     err = capsys.readouterr().err
     assert code == 1 and "--source-pose" in err and "pyposert[pose]" in err
 

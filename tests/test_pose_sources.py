@@ -162,3 +162,59 @@ def test_video_source_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"not a video at all" * 10)
     with pytest.raises(OSError, match="junk.mp4"):
         list(VideoPoseSource(junk, lambda im: None))
+
+
+def test_openpose_folder_chooses_then_tracks_one_person(tmp_path: Path) -> None:
+    """Two people, listed in a different order in every file: the chosen person is followed
+    (by position), though the other is larger in some frames."""
+    import json
+
+    from pyposert.poses import STANDING_POSE
+
+    def at(x: float, y: float, scale: float) -> np.ndarray:
+        return (STANDING_POSE - STANDING_POSE.mean(0)) * scale + (x, y)
+
+    folder = tmp_path / "poses"
+    folder.mkdir()
+    walker = [at(300 + 10 * i, 360, 1.0 + 0.05 * i) for i in range(8)]  # grows from 1.0 to 1.35
+    other = [at(900, 360, 1.2) for _ in range(8)]
+    for i in range(8):
+        people = [walker[i], other[i]] if i % 2 else [other[i], walker[i]]
+        entries = [{"pose_keypoints_2d": np.concatenate([p, np.ones((18, 1))], 1).ravel().tolist()} for p in people]
+        (folder / f"f_{i:03d}_keypoints.json").write_text(json.dumps({"people": entries}))
+    # "largest" picks the other person in frame 0 (1.2 > 1.0) and keeps them.
+    got = [f.keypoints for f in OpenPoseJsonSource(folder, (720, 1280))]
+    assert all(np.allclose(g, o, atol=1e-3) for g, o in zip(got, other))
+    # index 1 in frame 0 is the walker; tracked through the swaps though they outgrow the other.
+    got = [f.keypoints for f in OpenPoseJsonSource(folder, (720, 1280), person=1)]
+    assert all(np.allclose(g, w, atol=1e-3) for g, w in zip(got, walker))
+    # "center" of a 720 x 1280 frame (x = 640): |900 - 640| = 260 < |300 - 640| = 340, the other one.
+    got = [f.keypoints for f in OpenPoseJsonSource(folder, (720, 1280), person="center")]
+    assert np.allclose(got[0], other[0], atol=1e-3)
+    with pytest.raises(ValueError, match="person must be"):
+        OpenPoseJsonSource(folder, person="tallest")
+
+
+def test_estimator_reporting_several_people_is_tracked(tmp_path: Path) -> None:
+    """A video whose estimator reports two people (an array [P, 18, 3]) in swapping order."""
+    import cv2
+
+    from pyposert.poses import STANDING_POSE
+
+    video = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for _ in range(5):
+        writer.write(np.zeros((240, 320, 3), np.uint8))
+    writer.release()
+    a = np.concatenate([STANDING_POSE * 0.5 + (10, 0), np.ones((18, 1))], 1)
+    b = np.concatenate([STANDING_POSE * 0.8 + (150, 20), np.ones((18, 1))], 1)
+    calls = {"n": 0}
+
+    def estimate(image: np.ndarray) -> np.ndarray:
+        calls["n"] += 1
+        return np.stack([a, b] if calls["n"] % 2 else [b, a]).astype(np.float32)
+
+    got = [f.keypoints for f in VideoPoseSource(video, estimate, person="0")]
+    assert len(got) == 5 and all(np.allclose(g, a[:, :2]) for g in got)
+    got = [f.keypoints for f in VideoPoseSource(video, estimate)]  # largest: b
+    assert all(np.allclose(g, b[:, :2]) for g in got)

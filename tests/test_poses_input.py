@@ -54,9 +54,11 @@ def test_nan_and_inf_are_errors_not_missing(rng: np.random.Generator, bad: float
         parse_pose(pose3)
 
 
-@pytest.mark.parametrize("shape", [(17, 2), (19, 2), (18, 1), (18, 4), (36,), (2, 18), (1, 18, 2), ()])
+@pytest.mark.parametrize("shape", [(16, 2), (19, 2), (18, 1), (18, 4), (17, 4), (33, 5), (36,), (2, 18), (1, 1, 18, 2),
+                                   ()])
 def test_wrong_shapes(shape: tuple[int, ...]) -> None:
-    with pytest.raises(ValueError, match=r"\(18, 2\)"):
+    # The message lists every accepted format, so a user sees which one they almost had.
+    with pytest.raises(ValueError, match=r"COCO-17.*\(18, 2\).*BODY_25.*MediaPipe-33"):
         parse_pose(np.ones(shape))
 
 
@@ -100,10 +102,11 @@ def test_openpose_person_choice_and_file(tmp_path: Path, rng: np.random.Generato
     a, b = _random_pose(rng), _random_pose(rng)
     data = {"people": [{"pose_keypoints_2d": a.ravel().tolist()}, {"pose_keypoints_2d": b.ravel().tolist()}]}
     np.testing.assert_allclose(parse_openpose(data, person=1), b[:, :2], rtol=1e-6)
+    np.testing.assert_allclose(parse_openpose(data, person=0), a[:, :2], rtol=1e-6)
     path = tmp_path / "frame_000000_keypoints.json"
     path.write_text(json.dumps(data))
-    np.testing.assert_allclose(parse_pose(path), a[:, :2], rtol=1e-6)
-    np.testing.assert_allclose(parse_pose(str(path)), a[:, :2], rtol=1e-6)
+    np.testing.assert_allclose(parse_pose(path, person="0"), a[:, :2], rtol=1e-6)
+    np.testing.assert_allclose(parse_pose(str(path), person=1), b[:, :2], rtol=1e-6)
 
 
 @pytest.mark.parametrize("data, message", [
@@ -134,3 +137,93 @@ def test_openpose_bad_files(tmp_path: Path) -> None:
         parse_pose(tmp_path / "missing.json")
     with pytest.raises(ValueError, match="person 3"):
         parse_openpose(_openpose([1.0] * 54), person=3)
+
+
+# ------------------------------------------------------------------ other keypoint formats
+def test_coco17_maps_to_coco18_with_a_neck(rng: np.random.Generator) -> None:
+    coco17 = _random_pose(rng, 17)
+    expected = np.full((18, 2), -1.0)
+    # COCO-17 index of each COCO-18 joint, written out (not taken from the module's table).
+    for c18, c17 in {0: 0, 2: 6, 3: 8, 4: 10, 5: 5, 6: 7, 7: 9, 8: 12, 9: 14, 10: 16, 11: 11, 12: 13, 13: 15,
+                     14: 2, 15: 1, 16: 4, 17: 3}.items():
+        expected[c18] = coco17[c17, :2]
+    expected[1] = (coco17[5, :2] + coco17[6, :2]) / 2  # neck = mid-shoulders
+    for given in (coco17, coco17[:, :2], {"keypoints": coco17.ravel().tolist()},
+                  [{"keypoints": coco17.ravel().tolist(), "score": 0.9}],
+                  {"annotations": [{"keypoints": coco17.ravel().tolist()}]},
+                  {"people": [{"pose_keypoints_2d": coco17.ravel().tolist()}]}):
+        np.testing.assert_allclose(parse_pose(given), expected, rtol=1e-6, err_msg=str(type(given)))
+    # COCO's visibility flag 0 (not labelled) is missing; one shoulder missing: no neck.
+    coco17[6, 2] = 0
+    out = parse_pose(coco17)
+    np.testing.assert_array_equal(out[2], [-1, -1])
+    np.testing.assert_array_equal(out[1], [-1, -1])
+
+
+def test_mediapipe33_pixels(rng: np.random.Generator) -> None:
+    mp = np.concatenate([rng.uniform(10, 300, (33, 2)), rng.uniform(-1, 1, (33, 1)), np.ones((33, 1))], 1)
+    mp[27, 3] = 0.0  # left ankle invisible
+    out = parse_pose(mp)  # (x, y, z, visibility)
+    np.testing.assert_allclose(out[0], mp[0, :2], rtol=1e-6)
+    np.testing.assert_allclose(out[2], mp[12, :2], rtol=1e-6)  # right shoulder
+    np.testing.assert_allclose(out[1], (mp[11, :2] + mp[12, :2]) / 2, rtol=1e-6)
+    np.testing.assert_array_equal(out[13], [-1, -1])
+    np.testing.assert_array_equal(parse_pose(mp[:, [0, 1, 3]]), out)
+    np.testing.assert_array_equal(parse_pose({"keypoints": mp.ravel().tolist()}), out)
+    with pytest.raises(ValueError, match="normalised.*blazepose_to_coco18"):
+        parse_pose(np.concatenate([rng.uniform(0, 1, (33, 2)), np.ones((33, 1))], 1))
+
+
+def test_missing_neck_is_synthesised_for_openpose_too(rng: np.random.Generator) -> None:
+    pose = _random_pose(rng)
+    pose[1] = 0.0
+    out = parse_pose(_openpose(pose.ravel().tolist()))
+    np.testing.assert_allclose(out[1], (pose[2, :2] + pose[5, :2]) / 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("count", [34, 50, 57, 60, 66, 100])
+def test_unknown_json_length_names_the_formats(count: int) -> None:
+    with pytest.raises(ValueError, match=rf"51 numbers \(COCO-17.*54 numbers \(COCO-18\).*BODY_25.*MediaPipe-33.*got {count}"):
+        parse_pose({"keypoints": [1.0] * count})
+
+
+# ------------------------------------------------------------------ several people
+def _person_at(cx: float, cy: float, height: float) -> np.ndarray:
+    """A standing COCO-18 skeleton of ``height`` pixels centred at (cx, cy)."""
+    from pyposert.poses import STANDING_POSE
+
+    unit = (STANDING_POSE - STANDING_POSE.mean(0)) / np.ptp(STANDING_POSE[:, 1])
+    return (unit * height + (cx, cy)).astype(np.float32)
+
+
+def test_person_choice_largest_center_index() -> None:
+    from pyposert.poses import parse_people, select_person
+
+    small_centre = _person_at(320, 240, 100)
+    big_left = _person_at(100, 250, 300)
+    seated = _person_at(560, 300, 150)
+    data = {"people": [{"pose_keypoints_2d": np.concatenate([p, np.ones((18, 1))], 1).ravel().tolist()}
+                       for p in (seated, big_left, small_centre)]}
+    people = parse_people(data)
+    assert len(people) == 3
+    assert select_person(people, "largest") == 1
+    assert select_person(people, "center", image_size=(480, 640)) == 2
+    assert select_person(people, 2) == 2
+    np.testing.assert_allclose(parse_pose(data), big_left, atol=1e-4)  # default: the largest
+    np.testing.assert_allclose(parse_pose(data, person="center", image_size=(480, 640)), small_centre, atol=1e-4)
+    np.testing.assert_allclose(parse_pose(np.stack([seated, small_centre]), person="1"), small_centre, atol=1e-4)
+    with pytest.raises(ValueError, match="person 3 requested.*has 3"):
+        parse_pose(data, person=3)
+    with pytest.raises(ValueError, match="'largest', 'center' or an index"):
+        parse_pose(data, person="tallest")
+
+
+def test_tracking_keeps_the_same_person() -> None:
+    from pyposert.poses import track_person
+
+    a, b = _person_at(200, 240, 200), _person_at(420, 240, 260)
+    # The estimator lists them in any order, and the tracked one moved a little.
+    assert track_person([b, a + 7], a) == 1
+    assert track_person([a + 7, b], a) == 0
+    # Larger people do not steal the track.
+    assert track_person([_person_at(260, 240, 400), a - 5], a) == 1

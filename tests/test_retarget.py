@@ -138,11 +138,16 @@ def test_openpose_folder_side_by_side(engine: Any, tmp_path: Path, rng: np.rando
         (folder / f"f_{i:03d}_keypoints.json").write_text(json.dumps({"people": people}))
     photo = rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)
     out = tmp_path / "sbs.avi"
+    # Not normalised: the skeleton is drawn in the driving frame (60 x 40), scaled to the result.
     stats = retarget(engine, photo, _pose(rng, 40, 30), OpenPoseJsonSource(folder, (60, 40), fps=5), output=out,
-                     layout="side-by-side", progress=False)
-    assert stats["frames_written"] == 6 and stats["no_person"] == 1
+                     layout="side-by-side", progress=False, normalize=False)
+    assert stats["frames_written"] == 6 and stats["no_person"] == 1 and not stats["normalized"]
     n, fps, size = _read_back(out)
     assert (n, size) == (6, (40, 40 * 40 // 60 + 30)) and fps == pytest.approx(5.0)  # skeleton 40x27 | 40x30
+    # Normalised (the default for OpenPose folders): the skeleton is drawn in the photo's pixels.
+    stats = retarget(engine, photo, _pose(rng, 40, 30), OpenPoseJsonSource(folder, (60, 40), fps=5), output=out,
+                     layout="side-by-side", progress=False)
+    assert stats["normalized"] and _read_back(out)[2] == (40, 30 + 30)
 
 
 def test_malformed_json_mid_stream_keeps_output_playable(engine: Any, tmp_path: Path,
@@ -171,7 +176,7 @@ def test_bad_arguments_and_outputs(tmp_path: Path, rng: np.random.Generator) -> 
         retarget(FakeEngine(), photo, None, src, output=tmp_path / "nope" / "out.mp4")
     with pytest.raises(IsADirectoryError):
         retarget(FakeEngine(), photo, None, src, output=tmp_path)
-    with pytest.raises(OSError, match="cannot open camera 97"):
+    with pytest.raises(OSError, match="no camera 97"):
         VideoPoseSource(97, lambda image: None)
 
 
@@ -318,5 +323,23 @@ def test_cli_retarget_on_a_pose_csv(engine: Any, tmp_path: Path, rng: np.random.
     assert _read_back(out)[:2] == (7, pytest.approx(7.0))
     assert json.loads(stats.read_text())["frames_written"] == 7
     bad = parser.parse_args(["retarget", "--source", str(tmp_path / "none.png"), "--driving", str(csv),
-                             "--model", str(model)])
+                             "--model", str(model), "--output", str(out)])
     assert bad.fn(bad) == 1 and "cannot read the photo" in capsys.readouterr().err
+    # Neither --output nor --show: refuses to start (nothing would be written or shown).
+    idle = parser.parse_args(["retarget", "--source", str(photo), "--source-pose", str(pose), "--driving", str(csv),
+                              "--model", str(model)])
+    assert idle.fn(idle) == 2 and "nothing to do" in capsys.readouterr().err
+    # --start and --max-frames: 7 rows at 7 fps, start at 2/7 s, at most 3 frames.
+    part = parser.parse_args(["retarget", "--source", str(photo), "--source-pose", str(pose), "--driving", str(csv),
+                              "--output", str(out), "--model", str(model), "--fps", "7", "--start", str(2 / 7),
+                              "--max-frames", "3"])
+    assert part.fn(part) == 0 and "written 3" in capsys.readouterr().out
+    assert _read_back(out)[0] == 3
+    # A camera that is not there is named as such (not "no pose estimator").
+    cam = parser.parse_args(["retarget", "--source", str(photo), "--source-pose", str(pose), "--driving", "97",
+                             "--model", str(model), "--output", str(out)])
+    assert cam.fn(cam) == 1 and "no camera 97" in capsys.readouterr().err
+    for flag, value in (("--max-frames", "0"), ("--start", "-1"), ("--person", "tallest")):
+        wrong = parser.parse_args(["retarget", "--source", str(photo), "--driving", str(csv), "--model", str(model),
+                                   "--output", str(out), flag, value])
+        assert wrong.fn(wrong) == 1 and flag.lstrip("-").split("-")[0] in capsys.readouterr().err

@@ -62,7 +62,10 @@ def score_bundle(bundle: Path, heldout: dict[str, np.ndarray], backend: str = "o
     with Engine(bundle, backend=backend) as engine:
         for i in range(len(heldout["source_image"])):
             src_bgr = np.ascontiguousarray(heldout["source_image"][i][..., ::-1])
-            out = engine.run(src_bgr, heldout["target_pose"][i], heldout["source_pose"][i], output_size="model")
+            # framing=False: the held-out photos are model-size and framed like the training data,
+            # and the metrics compare the model frame with the target as it was rendered.
+            out = engine.run(src_bgr, heldout["target_pose"][i], heldout["source_pose"][i], output_size="model",
+                             framing=False)
             acc.add(out[..., ::-1], heldout["target_image"][i], heldout["target_mask"][i])
     return acc.summary()
 
@@ -114,7 +117,8 @@ def score_completion(bundle: Path | None, heldout: dict[str, np.ndarray], backen
                 images, parsings = [fill], [fill_parsing]
             else:
                 out = engine.complete(np.ascontiguousarray(truth[..., ::-1]), parsing, heldout["keypoints"][i], garment,
-                                      seed=i, samples=COMPLETION_SAMPLES, output_size="model")
+                                      seed=i, samples=COMPLETION_SAMPLES, output_size="model",
+                                      framing=False)  # model frame of the whole (model-size) photo
                 images, parsings = [im[..., ::-1] for im in out.images], out.parsings
             score_region(acc, images, parsings, truth, parsing, region, (box.y0, box.x0, box.y1, box.x1), g)
     finally:

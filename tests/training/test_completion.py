@@ -218,7 +218,8 @@ def test_train_resume_evaluate_export_and_serve(tmp_path: Path, poses_dir: str) 
     person, _ = ds.render(0)
     g = int(ds[0]["garment"])
     out = engine.complete(np.ascontiguousarray(person.image[:, :, ::-1]), person.parsing, person.keypoints,
-                          C.GARMENTS[C.GARMENT_CLASSES.index(g)], seed=3, samples=2, output_size="model")
+                          C.GARMENTS[C.GARMENT_CLASSES.index(g)], seed=3, samples=2, output_size="model",
+                          framing=False)  # the model frame of the whole photo, as the reference below
     s = build_sample(person.image, person.parsing, person.keypoints, g, 16)
     from training.train_completion import pose_heatmaps
 
