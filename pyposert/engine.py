@@ -56,7 +56,7 @@ from .errors import PlanError
 from .estimators import MEDIAPIPE_INSTALL_HINT
 from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PoseLike, parse_pose
 
-__all__ = ["Completion", "Engine", "ModelSpec", "Source", "MIN_IMAGE_SIDE", "TASKS"]
+__all__ = ["Completion", "Engine", "ModelSpec", "NoPoseEstimator", "Source", "MIN_IMAGE_SIDE", "TASKS"]
 
 MIN_IMAGE_SIDE = 8
 OUTPUT_SIZES = ("source", "model")
@@ -168,11 +168,14 @@ def _to_model(box: ops.Letterbox, keypoints: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------ model files
 def _load_model(path: Union[str, os.PathLike]) -> ModelFile:
+    from .resources import find_model
+
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"model file not found: {p}")
     if p.is_dir():
         raise PlanError(f"{p} is a directory; expected a .plan bundle, an .onnx file or a TensorRT engine")
+    # An existing path as given; else a bare name ("nram", "nram.plan") in $POSERT_MODELS or
+    # among the package's models (FileNotFoundError "model file not found: ... (no such file)").
+    p = find_model(p)
     if p.suffix.lower() == ".onnx":
         return ModelFile(p, "onnx")
     from . import bundle  # the bundle reader: never executes code from the file
@@ -334,6 +337,11 @@ def default_estimator(static_image_mode: bool = False) -> Optional[PoseEstimator
 NO_POSE_ESTIMATOR = ("no pose estimator is installed: install the MediaPipe extra -- " + MEDIAPIPE_INSTALL_HINT)
 
 
+class NoPoseEstimator(ValueError):
+    """A pose had to be estimated from an image, and no pose estimator is installed or given.
+    The command line turns it into its own advice (``--source-pose FILE``)."""
+
+
 # ------------------------------------------------------------------ Engine
 class Engine:
     """Pose transfer (:meth:`run`, :meth:`source`) or fashion image completion
@@ -345,7 +353,9 @@ class Engine:
             the graph, heatmaps Gaussian with sigma = 6 * H / 256; a completion graph's crop
             size and latent width from its garment_crops / noise inputs, the erase-region
             growth completion.DEFAULT_MARGIN / DEFAULT_PAD), or a raw TensorRT engine file
-            (TensorRT backend only).
+            (TensorRT backend only); or the name of an installed model ("nram", "completion":
+            found in ``$POSERT_MODELS``, then among the package's models; see
+            :mod:`pyposert.resources`).
         backend: "auto" (TensorRT -> torch on CUDA -> ONNX Runtime) | "tensorrt" | "torch" |
             "onnxruntime".
         device: None (backend's choice) | "cpu" | "cuda" | "cuda:N".
@@ -499,11 +509,9 @@ class Engine:
                 self._estimator = default_estimator(static_image_mode=True)
                 self._estimator_tried, self._owns_estimator = True, self._estimator is not None
             if self._estimator is None:
-                raise ValueError(
-                    "source_pose is required: pass the photo's keypoints as source_pose= ((18, 2) (x, y) or "
-                    "(18, 3) (x, y, confidence) pixels, or an OpenPose JSON dict; --source-pose on the command "
-                    "line), or give Engine(..., pose_estimator=f) with f(image_bgr) -> (18, 3) keypoints | None; "
-                    "or " + NO_POSE_ESTIMATOR)
+                raise NoPoseEstimator(
+                    "source_pose is required: no pose estimator is installed to find the photo's pose (pass "
+                    "source_pose=, give Engine(..., pose_estimator=f), or " + MEDIAPIPE_INSTALL_HINT + ")")
             raw = self._estimator(image)
         keypoints = None if raw is None else parse_pose(raw, min_confidence=self.min_confidence,
                                                         name="estimated source_pose")

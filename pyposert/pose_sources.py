@@ -96,15 +96,14 @@ class VideoPoseSource(PoseSource):
 
         owns_estimator = estimator is None
         if estimator is None:
-            from .engine import default_estimator
+            from .engine import NoPoseEstimator, default_estimator
             from .estimators import MEDIAPIPE_INSTALL_HINT
 
             estimator = default_estimator(static_image_mode=False)  # one video stream: track between frames
             if estimator is None:
-                raise ValueError("no pose estimator: driving from video needs one -- install the MediaPipe extra: "
-                                 f"{MEDIAPIPE_INSTALL_HINT}; or pass estimator=f with f(image_bgr) -> (18, 3) "
-                                 "(x, y, confidence) COCO-18 keypoints (or None); or drive from OpenPose JSON / "
-                                 "an annotation CSV")
+                raise NoPoseEstimator("a video or camera needs a pose estimator, and none is installed ("
+                                      f"{MEDIAPIPE_INSTALL_HINT}; or pass estimator=f with f(image_bgr) -> (18, 3) "
+                                      "keypoints or None; or drive from pose files instead)")
         self._estimator = estimator
         self._owns_estimator = owns_estimator
         self._min_confidence = min_confidence
@@ -256,7 +255,7 @@ def read_annotation_csv(path: Union[str, os.PathLike]) -> tuple[list[str], np.nd
 
 
 def annotation_frame(path: Union[str, os.PathLike]) -> tuple[tuple[int, int], float]:
-    """The pixel frame of a shared annotation CSV: ((h, w), x_offset).
+    """The pixel frame of an annotation CSV: ((h, w), x_offset).
 
     DeepFashion ("fasion") CSVs are in a 256 x 256 frame whose centre crop, 256 x 176, is the
     image: x moves left by 40. Market-1501 CSVs are in the 128 x 64 image itself.
@@ -308,11 +307,15 @@ class AnnotationCsvSource(PoseSource):
 
 # ------------------------------------------------------------------ synthetic motion
 def default_poses_csv() -> Path:
-    """The shared DeepFashion test annotations: $POSERT_POSES_DIR/fasion-annotation-test.csv, or
-    ../shared/data/poses/ beside the repository."""
+    """Real human poses to move through: ``$POSERT_POSES_DIR/fasion-annotation-test.csv`` when
+    that variable is set (the full DeepFashion test annotations), else the compact set that
+    ships with pyposert (:func:`pyposert.resources.driving_poses_csv`, 40 poses)."""
     folder = os.environ.get("POSERT_POSES_DIR")
-    base = Path(folder) if folder else Path(__file__).resolve().parents[2] / "shared" / "data" / "poses"
-    return base / "fasion-annotation-test.csv"
+    if folder:
+        return Path(folder) / "fasion-annotation-test.csv"
+    from .resources import driving_poses_csv
+
+    return driving_poses_csv()
 
 
 class SyntheticMotionSource(PoseSource):
@@ -328,8 +331,8 @@ class SyntheticMotionSource(PoseSource):
                  seed: int = 0, *, seconds_per_pose: float = 1.0, min_joints: int = 14) -> None:
         path = Path(poses_csv) if poses_csv is not None else default_poses_csv()
         if not path.is_file():
-            raise ValueError(f"pose CSV not found: {path} (set POSERT_POSES_DIR to the folder with "
-                             f"fasion-annotation-test.csv, or pass poses_csv=)")
+            raise ValueError(f"pose CSV not found: {path} (no such file; set POSERT_POSES_DIR to a folder with "
+                             f"fasion-annotation-test.csv, or unset it to use the poses that ship with pyposert)")
         if frames < 1 or not fps > 0 or not seconds_per_pose > 0:
             raise ValueError(f"need frames >= 1, fps > 0, seconds_per_pose > 0; got {frames}, {fps}, "
                              f"{seconds_per_pose}")
@@ -364,14 +367,19 @@ class SyntheticMotionSource(PoseSource):
 def open_driving(spec: str, estimator: Optional[Estimator] = None, *, fps: Optional[float] = None,
                  frame_size: Optional[tuple[int, int]] = None) -> PoseSource:
     """``--driving`` value -> a source: an integer (camera index), a folder (OpenPose JSON),
-    a ``.csv`` (annotation CSV), ``synthetic[:N]`` (N frames of synthetic motion), else a
+    a ``.csv`` (annotation CSV), ``synthetic[:N]`` (N frames of motion through real poses), else a
     video file."""
     if spec.isdigit():
         return VideoPoseSource(int(spec), estimator)
     if spec == "synthetic" or spec.startswith("synthetic:"):
-        n = int(spec.split(":", 1)[1]) if ":" in spec else 100
-        return SyntheticMotionSource(frames=n, fps=fps or 25.0)
+        count = spec.split(":", 1)[1] if ":" in spec else "100"
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"synthetic:N needs a whole number of frames N >= 1, got {spec!r}")
+        return SyntheticMotionSource(frames=int(count), fps=fps or 25.0)
     p = Path(spec)
+    if not p.exists():  # before any estimator question: a typo should say what it is
+        raise FileNotFoundError(f"driving input not found: {spec} (no such file or folder; expected a video, a camera "
+                                f"index, a folder of OpenPose JSON, a pose .csv, or synthetic:N)")
     if p.is_dir():
         return OpenPoseJsonSource(p, frame_size, fps or 25.0)
     if p.suffix.lower() == ".csv":

@@ -277,9 +277,15 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
     bar = None
     if progress and not live:
         try:
+            import sys
+
             from tqdm import tqdm
 
-            bar = tqdm(total=driving.frame_count, unit="frame", desc="retarget", leave=False)
+            # A terminal only: in a log (pipe, file) the bar's redraws would land between the
+            # summary lines. Whatever was printed before goes out first, for the same reason.
+            sys.stdout.flush()
+            bar = tqdm(total=driving.frame_count, unit="frame", desc="retarget", leave=False, file=sys.stderr,
+                       disable=not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()))
         except ImportError:  # tqdm is optional at runtime
             bar = None
     recent: list[float] = []  # render timestamps, for the FPS overlay
@@ -411,13 +417,14 @@ def add_retarget_parser(subparsers: Any) -> None:
     p.add_argument("--source", required=True, metavar="PHOTO", help="photo of the person (any size, BGR image file)")
     p.add_argument("--source-pose", metavar="FILE",
                    help="the photo's pose: OpenPose .json, or .npy (18, 2|3) (x, y[, conf]) pixels; "
-                        "default: the installed pose estimator")
+                        "without it the pose extra estimates it")
     p.add_argument("--driving", required=True, metavar="VIDEO|CAMERA_INDEX|POSE_DIR|POSE_CSV",
                    help="video file, camera index (0), folder of OpenPose *_keypoints.json, annotation .csv "
                         "(y first), or synthetic[:N]")
     p.add_argument("--output", metavar="OUT.mp4", help="video to write (.mp4 or .avi)")
-    p.add_argument("--show", action="store_true", help="show a window (needs a GUI build of OpenCV)")
-    p.add_argument("--model", default="models/nram.plan", help="model bundle / .onnx (default: models/nram.plan)")
+    p.add_argument("--show", action="store_true", help="show the result in a window ('q' or Esc stops)")
+    p.add_argument("--model", default="nram",
+                   help="model file (.plan, .onnx) or installed model name (default: nram; see `pyposert models`)")
     p.add_argument("--layout", choices=LAYOUTS, default="result", help="result, or driving | result")
     p.add_argument("--stats", metavar="STATS.json", help="write the summary (frames, drops, latency) as JSON")
     p.add_argument("--fps", type=float, help="frame rate of pose folders / CSVs (default 25)")
@@ -436,38 +443,62 @@ def _load_source_pose(path: Optional[str], flag: str = "--source-pose") -> Any:
     if path is None:
         return None
     p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{flag} not found: {p} (no such file)")
     if not p.is_file():
-        raise FileNotFoundError(f"{flag} not found: {p}")
+        raise IsADirectoryError(f"{flag} {p} is a folder; give one pose file (OpenPose .json or .npy)")
     if p.suffix.lower() == ".npy":
-        return np.load(p, allow_pickle=False)
+        try:
+            return np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"{flag} {p} is not a readable .npy array ({exc})") from None
     return p  # OpenPose .json: parsed (and checked) by the engine
 
 
+SOURCE_POSE_ADVICE = ('the photo\'s pose is needed: pass --source-pose FILE (OpenPose .json, or .npy (18, 2|3) '
+                      '(x, y[, confidence]) pixels), or install the pose extra to estimate it: '
+                      'pip install "pyposert[runtime,pose]"')
+VIDEO_POSE_ADVICE = ('a video or camera needs the pose extra to find the driver\'s pose: pip install '
+                     '"pyposert[runtime,pose]"; or drive from pose files (OpenPose folder, .csv) or synthetic:N')
+
+
+def _frame_size(value: Optional[str]) -> Optional[tuple[int, int]]:
+    """--driving-size HxW -> (h, w); ValueError naming the flag for anything else."""
+    if not value:
+        return None
+    h, sep, w = value.lower().partition("x")
+    if not sep or not h.strip().isdigit() or not w.strip().isdigit() or int(h) < 1 or int(w) < 1:
+        raise ValueError(f"--driving-size must be HEIGHTxWIDTH in pixels, e.g. 720x1280; got {value!r}")
+    return int(h), int(w)
+
+
 def cmd_retarget(args: Any) -> int:
-    """``pyposert retarget``: prints the summary; exit 0, 1 on an error (message on stderr),
+    """``pyposert retarget``: prints the summary; exit 0, 1 on an error (one line on stderr),
     130 after Ctrl-C (the output is still finalised)."""
     import sys
 
-    import cv2
-
-    from .engine import Engine
+    from ._files import read_image
+    from .engine import Engine, NoPoseEstimator
     from .pose_sources import open_driving
 
     try:
-        photo = cv2.imread(args.source, cv2.IMREAD_COLOR)
-        if photo is None:
-            raise OSError(f"cannot read the photo {args.source}")
-        size = None
-        if args.driving_size:
-            h, _, w = args.driving_size.lower().partition("x")
-            size = (int(h), int(w))
-        driving = open_driving(args.driving, fps=args.fps, frame_size=size)
+        photo = read_image(args.source, "--source photo")
+        source_pose = _load_source_pose(args.source_pose)
+        size = _frame_size(args.driving_size)
+        try:
+            driving = open_driving(args.driving, fps=args.fps, frame_size=size)
+        except NoPoseEstimator:
+            raise ValueError(VIDEO_POSE_ADVICE) from None
         with Engine(args.model, backend=args.backend) as engine:
-            stats = retarget(engine, photo, _load_source_pose(args.source_pose), driving, output=args.output,
-                             show=args.show, layout=args.layout, stats_path=args.stats,
-                             smoothing=not args.no_smoothing, overlay=args.overlay)
+            try:
+                stats = retarget(engine, photo, source_pose, driving, output=args.output, show=args.show,
+                                 layout=args.layout, stats_path=args.stats, smoothing=not args.no_smoothing,
+                                 overlay=args.overlay)
+            except NoPoseEstimator:
+                raise ValueError(SOURCE_POSE_ADVICE) from None
     except (OSError, ValueError) as exc:
-        print(f"pyposert retarget: error: {exc}", file=sys.stderr)
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"pyposert retarget: error: {message}", file=sys.stderr)
         return 1
     lat = stats["latency"]["end_to_end"]
     print(f"frames read {stats['frames_read']}, written {stats['frames_written']}, dropped {stats['frames_dropped']}, "
