@@ -13,8 +13,9 @@ Contracts (every public method):
   bars included).
 - poses: COCO-18, (18, 2) (x, y) or (18, 3) (x, y, confidence) pixels of the image they
   belong to -- x first --, or OpenPose JSON (COCO-18 or BODY_25); see :mod:`pyposert.poses`.
-  Missing joint: negative coordinates or confidence below ``min_confidence`` (0.05). NaN or
-  infinite coordinates are an error.
+  Missing joint: a negative, NaN or infinite x or y, or a confidence below ``min_confidence``
+  (0.05). A pose needs at least the neck and both hips (ValueError otherwise); see
+  :mod:`pyposert.poses`.
 - the driving pose lives in the driving frame's pixels: give that frame's size as
   ``target_size`` / ``pose_size`` = (h, w); without it the pose is taken to be in the photo's
   pixel frame.
@@ -54,7 +55,7 @@ from .backends import (COMPLETION_INPUTS, HEATMAP_INPUTS, OUTPUT_NAME, Backend, 
 from .bundle import CompletionSpec
 from .errors import PlanError
 from .estimators import MEDIAPIPE_INSTALL_HINT
-from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PoseLike, parse_pose
+from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, REQUIRED_JOINTS, PoseLike, check_minimum, parse_pose
 
 __all__ = ["Completion", "Engine", "ModelSpec", "NoPoseEstimator", "Source", "MIN_IMAGE_SIDE", "TASKS"]
 
@@ -364,6 +365,9 @@ class Engine:
         pose_estimator: callable image_bgr -> pose ((18, 3) (x, y, confidence) pixels) or
             None (nobody found), used when ``source_pose`` is not given (default: MediaPipe,
             when the ``pyposert[pose]`` extra is installed; made on first use).
+        required_joints: joints every pose must have (default: neck and both hips,
+            :data:`pyposert.poses.REQUIRED_JOINTS`); ``()`` accepts any pose, e.g. for an
+            upper-body model.
 
     Safe to use from several threads at once: each thread gets its own input buffers, the
     backends release the GIL (or serialise on their one GPU context), results are identical.
@@ -374,10 +378,16 @@ class Engine:
 
     def __init__(self, path: Union[str, os.PathLike], backend: str = "auto", device: Optional[str] = None,
                  threads: Optional[int] = None, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-                 pose_estimator: Optional[PoseEstimator] = None) -> None:
+                 pose_estimator: Optional[PoseEstimator] = None,
+                 required_joints: Sequence[int] = REQUIRED_JOINTS) -> None:
         self.min_confidence = float(min_confidence)
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+        joints = tuple(required_joints)
+        if not all(isinstance(j, (int, np.integer)) and not isinstance(j, bool) and 0 <= j < NUM_JOINTS
+                   for j in joints):
+            raise ValueError(f"required_joints must be COCO-18 joint indices 0..17, got {required_joints!r}")
+        self.required_joints: tuple[int, ...] = tuple(int(j) for j in joints)
         self._model = _load_model(path)
         self._backend = open_backend(self._model, backend, device, threads)
         where = self._model.path.name
@@ -498,7 +508,8 @@ class Engine:
         if source_pose is None:
             keypoints = self._estimate_source_pose(image)
         else:
-            keypoints = parse_pose(source_pose, min_confidence=self.min_confidence, name="source_pose")
+            keypoints = check_minimum(parse_pose(source_pose, min_confidence=self.min_confidence, name="source_pose"),
+                                      "source_pose", self.required_joints)
         return Source(self, image, keypoints)
 
     def _estimate_source_pose(self, image: np.ndarray) -> np.ndarray:
@@ -520,7 +531,7 @@ class Engine:
             raise ValueError(f"no person found in the source photo ({h} x {w}; the pose estimator detected nobody); "
                              f"pass its keypoints yourself: --source-pose FILE on the command line, source_pose= "
                              f"in Python")
-        return keypoints
+        return check_minimum(keypoints, "the photo's estimated pose (pass its keypoints instead)", self.required_joints)
 
     # ---------------------------------------------------------------- completion
     def complete(self, image: np.ndarray, parsing: np.ndarray, pose: PoseLike, garment: Optional[str] = "top", *,
@@ -624,7 +635,8 @@ class Engine:
 
     # ---------------------------------------------------------------- internals for Source
     def _target(self, pose: PoseLike, box: ops.Letterbox, pose_size: Optional[tuple[int, int]]) -> np.ndarray:
-        keypoints = parse_pose(pose, min_confidence=self.min_confidence, name="pose")
+        keypoints = check_minimum(parse_pose(pose, min_confidence=self.min_confidence, name="pose"), "pose",
+                                  self.required_joints)
         if pose_size is not None:
             h, w = _check_size(pose_size, "pose_size")
             box = ops.letterbox(h, w, self.spec.height, self.spec.width)

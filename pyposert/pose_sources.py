@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
-from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, parse_openpose, parse_pose
+from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, REQUIRED_JOINTS, parse_openpose, parse_pose
 
 __all__ = ["PoseFrame", "PoseSource", "VideoPoseSource", "OpenPoseJsonSource", "AnnotationCsvSource",
            "SyntheticMotionSource", "read_annotation_csv", "default_poses_csv", "annotation_frame",
@@ -240,11 +240,9 @@ def read_annotation_csv(path: Union[str, os.PathLike]) -> tuple[list[str], np.nd
                 x = np.asarray(xs, np.float64)
                 if y.shape != (NUM_JOINTS,) or x.shape != (NUM_JOINTS,):
                     raise ValueError(f"expected 18 y and 18 x values, got {y.shape} and {x.shape}")
-                if not (np.isfinite(x).all() and np.isfinite(y).all()):
-                    raise ValueError("non-finite coordinate")
             except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
                 raise ValueError(f"{p}:{lineno}: {exc} (line: {line[:80]!r})") from None
-            missing = (x < 0) | (y < 0)
+            missing = ~(np.isfinite(x) & np.isfinite(y)) | (np.nan_to_num(x) < 0) | (np.nan_to_num(y) < 0)
             kp = np.stack([x, y], axis=-1).astype(np.float32)
             kp[missing] = -1.0
             names.append(parts[0].strip())
@@ -322,7 +320,7 @@ class SyntheticMotionSource(PoseSource):
     """Smooth motion through real poses, for demos and tests (no video needed).
 
     ``frames`` poses at ``fps``: key poses drawn (seeded) from ``poses_csv`` among those with
-    >= ``min_joints`` joints in the frame, one key pose per ``seconds_per_pose``, eased
+    >= ``min_joints`` joints in the frame, the neck and both hips among them, one key pose per ``seconds_per_pose``, eased
     (smoothstep) in between. A joint is interpolated only where both key poses have it; else
     it is missing on that segment.
     """
@@ -339,7 +337,8 @@ class SyntheticMotionSource(PoseSource):
         self.frame_size, offset = annotation_frame(path)
         _, raw = read_annotation_csv(path)
         poses = _to_frame(raw, self.frame_size, offset)
-        good = poses[(poses >= 0).all(-1).sum(-1) >= min_joints]
+        usable = ((poses >= 0).all(-1).sum(-1) >= min_joints) & (poses[:, list(REQUIRED_JOINTS)] >= 0).all((-1, -2))
+        good = poses[usable]
         if len(good) < 2:
             raise ValueError(f"{path}: fewer than 2 poses with >= {min_joints} joints in the frame")
         self.fps, self.frame_count = float(fps), int(frames)

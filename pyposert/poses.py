@@ -5,10 +5,14 @@ y = row) of the image the pose belongs to, COCO-18 / OpenPose order (0 nose, 1 n
 2-4 right shoulder/elbow/wrist, 5-7 left, 8-10 right hip/knee/ankle, 11-13 left, 14 r-eye,
 15 l-eye, 16 r-ear, 17 l-ear). A missing joint is exactly ``(-1, -1)``.
 
-What counts as missing at this API (explicit on purpose): a negative x or y, or a confidence
-below ``min_confidence``. NaN and infinite values are *errors*, not "missing": they almost
-always mean a bug upstream (a division by zero in a tracker, an uninitialised buffer), and
-silently dropping the joint would hide it.
+**The missing-joint convention** (the same in ``pyposert.ops``, the Engine, pose files and
+the command line): a joint is missing when its x or y is negative, NaN or infinite, or its
+confidence (when given) is below ``min_confidence`` or NaN. Missing joints get no heatmap.
+
+**The minimum** (:data:`REQUIRED_JOINTS`): a usable pose has at least the neck and both hips
+-- they say where the body is and how large. :func:`check_minimum` refuses a photo's pose or a
+target pose without them (ValueError naming the missing joints); the retargeting loop treats
+such a driving frame as a frame without a person (it keeps the last pose and counts it).
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
 __all__ = [
     "BODY25_TO_COCO18",
+    "REQUIRED_JOINTS",
+    "check_minimum",
+    "has_minimum",
     "DEFAULT_MIN_CONFIDENCE",
     "JOINT_NAMES",
     "NUM_JOINTS",
@@ -39,6 +46,9 @@ JOINT_NAMES: tuple[str, ...] = (
     "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
     "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
 )
+
+# Neck, right hip, left hip: without them the model cannot place or scale the body.
+REQUIRED_JOINTS: tuple[int, ...] = (1, 8, 11)
 
 # COCO-18 joint j is BODY_25 joint BODY25_TO_COCO18[j]. BODY_25 inserts MidHip at 8 (so every
 # later joint shifts by one) and appends six foot points (19-24), which COCO-18 has no place for.
@@ -65,8 +75,8 @@ def parse_pose(pose: PoseLike, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE
         name: how error messages call the argument ("pose", "source_pose", ...).
 
     Raises:
-        ValueError: wrong keypoint count or layout, non-numeric, NaN or infinite values,
-            an OpenPose file without people.
+        ValueError: wrong keypoint count or layout, non-numeric values, an OpenPose file
+            without people. (NaN and infinite values are missing joints.)
     """
     threshold = float(min_confidence)
     if not math.isfinite(threshold):
@@ -134,20 +144,34 @@ def _from_array(pose: Any, min_confidence: float, name: str) -> np.ndarray:
     if kp.ndim != 2 or kp.shape[0] != NUM_JOINTS or kp.shape[1] not in (2, 3):
         raise ValueError(f"{name}: expected (18, 2) (x, y) or (18, 3) (x, y, confidence) COCO-18 keypoints, "
                          f"got shape {tuple(kp.shape)}")
-    if not np.isfinite(kp).all():
-        bad = sorted({int(j) for j in np.argwhere(~np.isfinite(kp))[:, 0]})
-        raise ValueError(f"{name}: NaN or infinite values at joints {bad} ({', '.join(JOINT_NAMES[j] for j in bad)}); "
-                         f"mark a missing joint with negative coordinates (-1, -1) or a low confidence instead")
     xy = kp[:, :2]
-    missing = (xy < 0).any(axis=1)
+    missing = ~np.isfinite(xy).all(axis=1) | (np.nan_to_num(xy, nan=-1.0) < 0).any(axis=1)
     if kp.shape[1] == 3:
-        missing |= kp[:, 2] < min_confidence
+        missing |= ~(kp[:, 2] >= min_confidence)  # NaN confidence: missing too
+    xy = np.where(missing[:, None], MISSING, xy)
     with np.errstate(over="ignore"):
         out = xy.astype(np.float32)
-    if not np.isfinite(out).all():
-        raise ValueError(f"{name}: coordinates beyond the float32 range (|value| > 3.4e38)")
-    out[missing] = MISSING
+    out[~np.isfinite(out).all(axis=1)] = MISSING  # beyond the float32 range: as infinite, missing
     return out
+
+
+def has_minimum(keypoints: np.ndarray, required: Sequence[int] = REQUIRED_JOINTS) -> bool:
+    """True when the (18, 2) pose (missing = negative) has every joint of ``required``."""
+    return bool((keypoints[list(required)] >= 0).all())
+
+
+def check_minimum(keypoints: np.ndarray, name: str = "pose", required: Sequence[int] = REQUIRED_JOINTS) -> np.ndarray:
+    """``keypoints`` when it has every ``required`` joint (default: the neck and both hips);
+    else ValueError saying which are missing."""
+    absent = [JOINT_NAMES[j] for j in required if not (keypoints[j] >= 0).all()]
+    if absent:
+        present = int((keypoints >= 0).all(axis=1).sum())
+        need = ("the neck and both hips" if tuple(required) == REQUIRED_JOINTS
+                else ", ".join(JOINT_NAMES[j] for j in required))
+        raise ValueError(f"{name}: too few joints: a pose needs at least {need}, and "
+                         f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} missing "
+                         f"({present} of {NUM_JOINTS} joints present)")
+    return keypoints
 
 
 # A standing person, COCO-18 order, (x, y) pixels of a 256 x 176 frame: the fallback pose of

@@ -17,7 +17,9 @@ Threads and queues (all bounded by ``max_queue``):
 - Ctrl-C (KeyboardInterrupt) or a failing source: the writer is drained and released in a
   ``finally``, so the file written so far stays playable; errors are re-raised afterwards.
 
-Poses are COCO-18 float32 (18, 2) (x, y) pixels of the driving frame, missing (-1, -1).
+Poses are COCO-18 float32 (18, 2) (x, y) pixels of the driving frame, missing (-1, -1). A
+driving frame without the neck and both hips (:data:`pyposert.poses.REQUIRED_JOINTS`) counts
+as a frame without a person: the last pose is kept.
 Images are uint8 [h, w, 3] BGR. The result is at the photo's size (``output_size="source"``).
 """
 
@@ -35,6 +37,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .pose_sources import PoseFrame, PoseSource
+from .poses import REQUIRED_JOINTS, has_minimum
 from .smoothing import PoseSmoother
 
 __all__ = ["retarget", "draw_skeleton", "LAYOUTS", "add_retarget_parser", "cmd_retarget"]
@@ -224,6 +227,7 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
     src = engine.source(source_image_bgr, source_pose)  # once per photo: fails fast on bad input
     photo_size = (int(source_image_bgr.shape[0]), int(source_image_bgr.shape[1]))
     smoother = PoseSmoother(enabled=smoothing)
+    required = tuple(getattr(engine, "required_joints", REQUIRED_JOINTS))  # the engine's minimum
     fps_out = float(driving.fps) if driving.fps and driving.fps > 0 else 25.0
 
     frames_q: "queue.Queue[Any]" = queue.Queue(maxsize=1 if live else max_queue)
@@ -315,8 +319,11 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
             t0 = time.perf_counter()
             stages["queue"].append(t0 - captured)
             frame = driving.pose(frame)
+            keypoints = frame.keypoints
+            if keypoints is not None and not has_minimum(keypoints, required):
+                keypoints = None  # no neck or hips to place the body: as a frame without a person
             t1 = time.perf_counter()
-            pose = smoother(frame.keypoints, frame.time_s)
+            pose = smoother(keypoints, frame.time_s)
             t2 = time.perf_counter()
             if pose is None:  # nobody seen yet: show the photo unchanged
                 result = np.ascontiguousarray(source_image_bgr)
