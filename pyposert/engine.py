@@ -1,6 +1,6 @@
 """``pyposert.Engine``: one photo + a driving pose -> the photographed person in that pose.
 
-    engine = pyposert.Engine("models/nram.plan")              # or a bare .onnx, or a TensorRT engine
+    engine = pyposert.Engine("nram")                          # an installed model, a .plan, a bare .onnx or a TensorRT engine
     frame = engine.run(photo_bgr, driver_pose, source_pose=photo_pose)   # uint8 HWC BGR
 
     src = engine.source(photo_bgr, photo_pose)                # once per photo (cached work)

@@ -1,6 +1,6 @@
 """The retargeting loop: driving frames -> pose -> smoothing -> Engine -> video writer / window.
 
-    engine = pyposert.Engine("models/nram.plan")
+    engine = pyposert.Engine("nram")
     stats = retarget(engine, photo_bgr, photo_pose, VideoPoseSource(0, estimator), show=True)
 
 Threads and queues (all bounded by ``max_queue``):
