@@ -123,6 +123,10 @@ def _complete(plan: Path, photo: np.ndarray, parsing_path: Path, pose: Any, out:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
+        try:
+            Path(args.output).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create the output folder {args.output}: {exc.strerror or exc}") from None
         stats = run_demo(Path(args.output), Path(args.model) if args.model else None, args.frames, args.backend)
     except (OSError, ValueError) as exc:
         print(f"pyposert demo: error: {exc}", file=sys.stderr)
@@ -146,6 +150,8 @@ def add_demo_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("demo", help="retarget the shipped demo person with the shipped default model")
     p.add_argument("--output", default="out", help="folder for demo.mp4, demo_preview.png, demo_stats.json")
     p.add_argument("--model", help="model file or installed model name (default: nram; see `pyposert models`)")
-    p.add_argument("--frames", type=int, default=150, help="driving frames (25 FPS)")
+    from .bench import _count
+
+    p.add_argument("--frames", type=_count(1), default=150, help="driving frames (25 FPS)")
     p.add_argument("--backend", default="auto", help="auto | tensorrt | torch | onnxruntime")
     p.set_defaults(fn=cmd_demo)

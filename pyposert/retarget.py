@@ -417,6 +417,20 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
 
 
 # ------------------------------------------------------------------ command line
+def _positive_fps(text: str) -> float:
+    """--fps: a finite number > 0 (argparse reports the error with the flag's name)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def add_retarget_parser(subparsers: Any) -> None:
     """Register ``pyposert retarget`` on an argparse sub-parser collection (used by cli.py)."""
     p = subparsers.add_parser(
@@ -434,7 +448,7 @@ def add_retarget_parser(subparsers: Any) -> None:
                    help="model file (.plan, .onnx) or installed model name (default: nram; see `pyposert models`)")
     p.add_argument("--layout", choices=LAYOUTS, default="result", help="result, or driving | result")
     p.add_argument("--stats", metavar="STATS.json", help="write the summary (frames, drops, latency) as JSON")
-    p.add_argument("--fps", type=float, help="frame rate of pose folders / CSVs (default 25)")
+    p.add_argument("--fps", type=_positive_fps, help="frame rate of pose folders / CSVs (default 25)")
     p.add_argument("--driving-size", metavar="HxW",
                    help="frame size of OpenPose/CSV poses, e.g. 720x1280 (default: unknown / from the CSV name)")
     p.add_argument("--no-smoothing", action="store_true", help="disable One-Euro smoothing")

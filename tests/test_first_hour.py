@@ -257,3 +257,22 @@ def test_user_texts_have_no_internal_jargon(capsys: pytest.CaptureFixture[str]) 
         texts[str(path.relative_to(REPO))] = path.read_text(encoding="utf-8")  # CLI messages live here
     found = [(name, phrase) for name, text in texts.items() for phrase in JARGON if phrase in text.lower()]
     assert not found, found
+
+
+@pytest.mark.parametrize("args, message", [
+    (["demo", "--frames", "0"], "argument --frames: must be >= 1, got 0"),
+    (["retarget", "--source", "p.png", "--driving", "synthetic:3", "--fps", "0"], "argument --fps: must be > 0"),
+    (["retarget", "--source", "p.png", "--driving", "synthetic:3", "--fps", "nan"], "argument --fps: must be > 0"),
+])
+def test_bad_numbers_are_refused_by_name(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_demo_output_folder_that_cannot_be_made(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["demo", "--output", str(blocker / "out"), "--frames", "2"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot create the output folder {blocker / 'out'}" in err and len(err.splitlines()) == 1
