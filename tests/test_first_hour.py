@@ -245,7 +245,7 @@ JARGON = ("seed 002", "fourth system", "this workplace", "2-core cpu", "shared r
 
 
 def test_user_texts_have_no_internal_jargon(capsys: pytest.CaptureFixture[str]) -> None:
-    texts = {"README.md": (REPO / "README.md").read_text(encoding="utf-8")}
+    texts = {name: (REPO / name).read_text(encoding="utf-8") for name in ("README.md", "models/MODEL_CARD.md")}
     for command in ([], ["info"], ["models"], ["demo"], ["retarget"], ["complete"], ["bench"]):
         with pytest.raises(SystemExit):
             main([*command, "--help"])
