@@ -4,7 +4,7 @@
 # Both create .venv and install what they need into it from scratch.
 #
 # GPU-less machine: `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu` installs the
-# CPU-only torch first (about 200 MB instead of the CUDA build's ~1.5 GB of nvidia-* packages).
+# CPU-only torch first (about 190 MB instead of the CUDA build's ~1.5 GB of nvidia-* packages).
 
 PYTHON ?= python3
 VENV ?= .venv
