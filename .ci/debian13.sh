@@ -18,7 +18,7 @@ ROOT=${POSERT_CHROOT:-/var/cache/pyposert-ci/debian13}
 SUITE=trixie
 # Pinned, so the run does not move under us; the newest releases that have Python 3.13 wheels.
 PIP_PACKAGES=(numpy==2.5.2 pybind11==3.1.0 "scikit-build-core>=0.10" cmake ninja pytest
-              onnx onnxruntime opencv-python-headless tqdm)
+              onnx onnxruntime "opencv-contrib-python>=4.10,<4.12" tqdm av)
 
 if [ "$(id -u)" != 0 ]; then
   echo "debian13.sh: needs root (debootstrap, chroot and mounts); run it as root or in CI" >&2
@@ -35,7 +35,7 @@ fi
 [ -n "$mirror" ] || { echo "debian13.sh: no Debian mirror found in /etc/apt" >&2; exit 2; }
 
 # Debian packages in the chroot; a change here is installed into an existing chroot too.
-DEB_PACKAGES="python3 python3-venv python3-dev g++ g++-13 make binutils ca-certificates libgomp1"
+DEB_PACKAGES="python3 python3-venv python3-dev g++ g++-13 make binutils ca-certificates libgomp1 libgl1 libglib2.0-0t64"
 
 if [ ! -f "$ROOT/.pyposert-ready" ]; then
   if ! command -v debootstrap >/dev/null; then
@@ -97,6 +97,8 @@ chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/venv/bin:/usr/local/bin:/usr/bin
   /bin/bash -euo pipefail -c '
     python3 --version; g++ --version | head -1
     [ -x /venv/bin/python ] || python3 -m venv /venv
+    # One OpenCV package only (two overwrite each other'"'"'s cv2 module): the contrib build, as pyproject says.
+    pip uninstall -y -q opencv-python-headless opencv-python >/dev/null 2>&1 || true
     pip install -q $PIP_PACKAGES
     cd /src
     echo "--- GCC 13: the native core"

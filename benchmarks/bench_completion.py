@@ -6,7 +6,7 @@ Group ``backend-completion-rt`` (128 x 88, crops 64 x 64):
 - ``onnxruntime``: a bare ``onnxruntime.InferenceSession`` on the bundle's ``model.onnx`` with
   default options, inputs prepared in advance;
 - ``pyposert``: ``Engine.complete(photo, parsing, pose, "top")`` on the demo person
-  (models/demo, 256 x 176): erase box, letterboxing, one-hot parsing, heatmaps, garment crops,
+  (pyposert/data/demo, 256 x 176): erase box, letterboxing, one-hot parsing, heatmaps, garment crops,
   the network, un-letterboxing and compositing into the photo -- everything a caller gets.
 
 The bundle is the shipped ``models/completion.plan`` when it exists (the torch case then loads
@@ -86,7 +86,7 @@ def _record(benchmark: Any, p: dict[str, Any], backend: str, threads: Any, timed
 
 
 def _demo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    demo = MODELS / "demo"
+    demo = Path(__file__).resolve().parents[1] / "pyposert" / "data" / "demo"
     photo = cv2.imread(str(demo / "person.png"), cv2.IMREAD_COLOR)
     parsing = cv2.imread(str(demo / "person_parsing.png"), cv2.IMREAD_UNCHANGED)
     flat = json.loads((demo / "person_pose.json").read_text())["people"][0]["pose_keypoints_2d"]

@@ -12,13 +12,37 @@ from __future__ import annotations
 
 from typing import Any
 
+def _missing_native_module() -> ImportError:
+    """The one-line error for a pyposert without its compiled ``_C``. The usual cause: Python
+    was started inside a source checkout, whose unbuilt ``pyposert/`` folder shadows the
+    installed package (the current folder comes first on sys.path)."""
+    import os
+    import sys
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    installed = None
+    for entry in sys.path:
+        candidate = os.path.join(os.path.abspath(entry or os.curdir), "pyposert")
+        if candidate != here and any(os.path.isfile(os.path.join(candidate, "_C" + s)) for s in EXTENSION_SUFFIXES):
+            installed = candidate
+            break
+    if installed is not None:
+        return ImportError(f"pyposert: Python imported the unbuilt source folder {here} instead of the installed "
+                           f"pyposert ({installed}): run Python from another folder than {os.path.dirname(here)}")
+    return ImportError(f"pyposert: the compiled module pyposert._C is missing in {here}: install pyposert "
+                       f"(`pip install .[runtime]`, or `make demo` / `make test` in the checkout, which build it)")
+
+
 try:
     from . import _C
-except ImportError as exc:  # pragma: no cover - only when the package was not built
-    raise ImportError(
-        "pyposert's native module pyposert._C is missing: install the package "
-        "(`pip install .` or `make test`, which builds it) instead of importing the source tree"
-    ) from exc
+except ImportError:  # pragma: no cover - only when the package was not built
+    import glob as _glob
+    import os as _os
+
+    if _glob.glob(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "_C.*[!i]")):
+        raise  # it is there but does not load: the original error says why
+    raise _missing_native_module() from None
 
 from . import ops
 from .engine import Completion, Engine, Source

@@ -1,7 +1,7 @@
 """``pyposert bench``: how fast this machine runs a model -- the engine alone, and inside the
 whole retargeting loop -- with p50 / p99 latency per stage and each stage's share.
 
-    pyposert bench [--model models/nram.plan] [--backend auto] [--frames 200] [--warmup 20]
+    pyposert bench [--model nram] [--backend auto] [--frames 200] [--warmup 20]
                    [--threads N] [--json out.json]
 
 (a) engine alone: ``Source.run`` per driving pose, split (host backends) into keypoints
@@ -18,10 +18,10 @@ the hand-offs between the capture, main and writer threads.
 
 Inputs: the photo is ``<model folder>/demo/person.png`` with its pose
 ``<model folder>/demo/person_pose.json`` (OpenPose JSON or an (18, 2|3) list) when both exist
-(else the same files under ``./models/demo/``), else a generated grey 256 x 176 image of a
-standing stick figure with its pose. Driving poses: synthetic motion through the shared real
-DeepFashion poses (:class:`~pyposert.pose_sources.SyntheticMotionSource`) when they are beside
-the checkout, else the standing pose, swaying and jittered. Everything is measured; nothing is
+(else the installed demo media), else a generated grey 256 x 176 image of a standing stick
+figure with its pose. Driving poses: motion through real DeepFashion poses
+(:class:`~pyposert.pose_sources.SyntheticMotionSource`; the set that ships with pyposert, or
+``$POSERT_POSES_DIR``), else the standing pose, swaying and jittered. Everything is measured; nothing is
 estimated.
 """
 
@@ -87,14 +87,16 @@ def _stick_figure(pose: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def demo_photo(model_path: Union[str, Path]) -> tuple[np.ndarray, np.ndarray, str]:
     """The benchmark photo: (uint8 [h, w, 3] BGR, its pose float32 (18, 2) (x, y) pixels with
     missing (-1, -1), a description). ``<model folder>/demo/person.png`` + ``person_pose.json``
-    when both exist, else ``models/demo/`` under the current folder, else a generated 256 x 176
+    when both exist, else the installed demo media (:func:`pyposert.resources.demo_dir`), else a generated 256 x 176
     grey image with a standing stick figure."""
     import cv2
 
     from .poses import STANDING_POSE
     from .poses import parse_pose
 
-    for folder in (Path(model_path).parent / "demo", Path("models") / "demo"):
+    from .resources import demo_dir
+
+    for folder in (Path(model_path).parent / "demo", demo_dir()):
         photo_path, pose_path = folder / "person.png", folder / "person_pose.json"
         if photo_path.is_file() and pose_path.is_file():
             break
@@ -139,7 +141,7 @@ class JitteredPoseSource(PoseSource):
 
 def driving_motion(frames: int, fps: float = 25.0, seed: int = 0) -> tuple[PoseSource, str]:
     """(a file-like driving source of ``frames`` poses, a description): synthetic motion
-    through the shared real poses when present, else :class:`JitteredPoseSource`."""
+    through real poses when present, else :class:`JitteredPoseSource`."""
     from .poses import STANDING_POSE
     from .pose_sources import SyntheticMotionSource, default_poses_csv
 
@@ -147,7 +149,7 @@ def driving_motion(frames: int, fps: float = 25.0, seed: int = 0) -> tuple[PoseS
     if csv.is_file():
         return SyntheticMotionSource(csv, frames=frames, fps=fps, seed=seed), f"synthetic motion through {csv.name}"
     return (JitteredPoseSource(STANDING_POSE, FRAME_SIZE, frames, fps, seed),
-            "a standing pose, swaying and jittered (no shared poses here)")
+            "a standing pose, swaying and jittered (no pose CSV found)")
 
 
 def _poses(source: PoseSource) -> tuple[list[Optional[np.ndarray]], Optional[tuple[int, int]]]:
@@ -256,7 +258,8 @@ def add_bench_parser(subparsers: Any) -> None:
     """Register ``pyposert bench`` on an argparse sub-parser collection (used by cli.py)."""
     p = subparsers.add_parser("bench", help="FPS and per-stage p50/p99 latency: the engine alone and the whole "
                                             "retargeting loop")
-    p.add_argument("--model", default="models/nram.plan", help="model bundle / .onnx (default: models/nram.plan)")
+    p.add_argument("--model", default="nram",
+                   help="model file (.plan, .onnx) or installed model name (default: nram; see `pyposert models`)")
     p.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "torch", "onnxruntime"),
                    help="auto | tensorrt | torch | onnxruntime")
     p.add_argument("--frames", type=_count(1), default=200, help="timed frames per part (default 200)")
@@ -284,11 +287,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from .engine import Engine
 
-    model = Path(args.model)
+    from .resources import find_model
+
     try:
-        if not model.exists():  # a folder or named pipe gets the Engine's own message
-            raise FileNotFoundError(f"model file not found: {model} (export one with `python -m export RUN_DIR -o "
-                                    f"{model}`, or pass --model)")
+        model = find_model(args.model)  # a path, or an installed model's name
         if args.threads is not None:
             pyposert.set_num_threads(args.threads)
         photo, photo_pose, photo_desc = demo_photo(model)

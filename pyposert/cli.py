@@ -1,17 +1,26 @@
 """The `pyposert` command line: `info` (what this machine can run, backends included; with
-``--model`` also what a model file is and does), `demo` (pyposert.demo: the retargeting demo on
-the shipped default model), `retarget` (pyposert.retarget), `complete` (pyposert.complete_cli:
-fashion image completion) and `bench` (pyposert.bench: FPS and per-stage latency).
+``--model`` also what a model file is and does), `models` (the installed models and where they
+are), `demo` (pyposert.demo: the retargeting demo on the shipped default model), `retarget`
+(pyposert.retarget), `complete` (pyposert.complete_cli: fashion image completion) and `bench`
+(pyposert.bench: FPS and per-stage latency).
+
+Every command: errors are one line on stderr with a non-zero exit; output piped into a
+program that stops reading (``pyposert info | head -1``) ends quietly with exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
-import pyposert
-from pyposert._cli_args import one_line
+# OpenCV logs warnings (e.g. for unreadable files) straight to the terminal; the CLI reports
+# problems itself, in one line. Must be set before cv2 is first imported.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+import pyposert  # noqa: E402 - after the environment switch above
+from pyposert._cli_args import one_line  # noqa: E402
 
 
 def describe_model(path: str) -> list[str]:
@@ -83,13 +92,37 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def cmd_models(args: argparse.Namespace) -> int:
+    """``pyposert models``: where models are looked for, and every model found there."""
+    from pyposert.resources import ENV_VAR, demo_dir, list_models, search_path
+
+    print("models are looked up: an explicit --model path, then " +
+          " -> ".join(f"{origin} ({folder}{'' if folder.is_dir() else ': not a folder'})"
+                      for origin, folder in search_path()))
+    if ENV_VAR not in os.environ:
+        print(f"  (set {ENV_VAR}=FOLDER to add your own; a model there with the same name wins)")
+    entries = list_models()
+    if not entries:
+        print("no models installed")
+        return 1
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        marks = " (default)" if e.default else (" (hidden by the one above)" if e.shadowed else "")
+        print(f"  {e.name:<{width}}  {e.size_bytes / 2**20:5.1f} MiB  {e.path}{marks}")
+        print(f"  {'':<{width}}             {e.description}")
+    print(f"demo media: {demo_dir()}")
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyposert", description="real-time human pose transfer (and fashion "
                                                                     "image completion)")
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="what this machine can run, and why a backend is missing")
     info.add_argument("--model", help="also describe this model file (.plan bundle, .onnx): task, size, payloads")
     info.set_defaults(fn=cmd_info)
+    models = sub.add_parser("models", help="the installed models, and where pyposert looks for them")
+    models.set_defaults(fn=cmd_models)
     from pyposert.bench import add_bench_parser
     from pyposert.complete_cli import add_complete_parser
     from pyposert.demo import add_demo_parser
@@ -102,11 +135,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from pyposert.signing import add_sign_parsers
 
     add_sign_parsers(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null, so the interpreter's final flush of
+    what is still buffered cannot fail again ("Exception ignored ... BrokenPipeError")."""
     try:
-        return int(args.fn(args))
-    except (OSError, ValueError, RuntimeError, RecursionError, MemoryError) as exc:
-        # Each command reports its own expected errors; this is the net under them, so no
-        # command ends in a traceback (PlanError and BackendUnavailable are among these types).
-        print(f"pyposert {args.command}: error: {one_line(exc)}", file=sys.stderr)
-        return 1
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured in tests)
+        pass
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command; returns the exit status."""
+    try:
+        args = _build_parser().parse_args(argv)  # inside: --help can meet a closed pipe too
+        try:
+            code = int(args.fn(args))
+        except (OSError, ValueError, RuntimeError, RecursionError, MemoryError) as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            # Each command reports its own expected errors; this is the net under them, so no
+            # command ends in a traceback (PlanError and BackendUnavailable are among these types).
+            print(f"pyposert {args.command}: error: {one_line(exc)}", file=sys.stderr)
+            return 1
+        sys.stdout.flush()  # here, not at exit: a broken pipe must be caught below
+        return code
+    except BrokenPipeError:
+        # The reader went away (`pyposert info | head -1`): that is how pipes end, not an error.
+        _silence_stdout()
+        return 0

@@ -1,4 +1,4 @@
-"""Fashion image completion (seed 002): the inputs of a completion network, built from a photo,
+"""Fashion image completion: the inputs of a completion network, built from a photo,
 its human parsing map and its pose. numpy (and pyposert's kernels) only: the runtime
 (:meth:`pyposert.Engine.complete`) and training (``training.data.completion``) share every
 function here, so a network sees the same tensors in both.

@@ -1,13 +1,14 @@
 """``pyposert demo``: the retargeting demo on the shipped default model, no camera needed.
 
-The photographed person (``models/demo/person.png``, a held-out synthetic person the shipped
-models never saw, with its pose in ``person_pose.json``) is driven through smooth motion
-eased between real held-out DeepFashion poses (``models/demo/driving-poses.csv``). Writes
+The photographed person (``demo/person.png`` among the installed models, see
+:mod:`pyposert.resources`: a synthetic person the shipped models never saw, with its pose in
+``person_pose.json``) is driven through smooth motion eased between real DeepFashion test
+poses (``demo/driving-poses.csv``). Writes
 
 - ``OUT/demo.mp4``: driving skeleton | result, one frame per driving frame, 25 FPS;
 - ``OUT/demo_preview.png``: the photo, then a row of driving skeletons over their results;
 - ``OUT/demo_stats.json``: the loop's summary (frames, FPS, per-stage latency);
-- ``OUT/demo_completion.png`` when ``models/completion.plan`` is shipped: the same photo with
+- ``OUT/demo_completion.png`` when a ``completion`` model is installed: the same photo with
   its top erased and completed four times (seeds 0..3 of one call), parsings underneath.
 """
 
@@ -24,19 +25,15 @@ import numpy as np
 from ._cli_args import count, one_line
 from .backends import BACKEND_NAMES
 
-__all__ = ["models_dir", "default_model", "run_demo", "add_demo_parser"]
-
-
-def models_dir() -> Path:
-    """``models/`` of the checkout pyposert runs from (the shipped defaults live there), or of
-    the working directory when the package is installed elsewhere."""
-    beside = Path(__file__).resolve().parents[1] / "models"
-    return beside if beside.is_dir() else Path.cwd() / "models"
+__all__ = ["default_model", "run_demo", "add_demo_parser"]
 
 
 def default_model() -> Path:
-    """The shipped default model bundle: ``models/nram.plan``."""
-    return models_dir() / "nram.plan"
+    """The default pose-transfer model: ``nram`` from ``$POSERT_MODELS`` or the package
+    (:func:`pyposert.resources.find_model`). FileNotFoundError when neither has it."""
+    from .resources import find_model
+
+    return find_model(None)
 
 
 def _preview(photo: np.ndarray, photo_pose: np.ndarray, source: Any, poses: np.ndarray,
@@ -73,14 +70,13 @@ def run_demo(output: Path, model: Optional[Path] = None, frames: int = 150, back
     from .poses import parse_pose
     from .retarget import retarget
 
-    model = Path(model) if model is not None else default_model()
-    media = models_dir() / "demo"
-    if not model.exists():  # a folder or named pipe gets the Engine's own message
-        raise FileNotFoundError(f"model not found: {model} (the shipped default is models/nram.plan; "
-                                f"see models/MODEL_CARD.md to rebuild it)")
+    from .resources import demo_dir, find_model
+
+    model = find_model(model)  # explicit path, else $POSERT_MODELS, else the package's nram.plan
+    media = demo_dir()
     for name in ("person.png", "person_pose.json", "driving-poses.csv"):
         if not (media / name).is_file():
-            raise FileNotFoundError(f"demo media missing: {media / name} (python -m training.demo_media rebuilds it)")
+            raise FileNotFoundError(f"demo media missing: {media / name} (no such file; reinstall pyposert)")
     photo = cv2.imread(str(media / "person.png"), cv2.IMREAD_COLOR)
     if photo is None:
         raise OSError(f"cannot read {media / 'person.png'}")
@@ -99,8 +95,11 @@ def run_demo(output: Path, model: Optional[Path] = None, frames: int = 150, back
         raise OSError(f"cannot write {preview}")
     stats["preview"] = str(preview)
     stats["model"] = str(model)
-    completion_plan = models_dir() / "completion.plan"
-    if completion_plan.is_file() and (media / "person_parsing.png").is_file():
+    try:
+        completion_plan: Optional[Path] = find_model("completion")
+    except OSError:
+        completion_plan = None  # no completion model installed: the demo is pose transfer only
+    if completion_plan is not None and (media / "person_parsing.png").is_file():
         stats["completion"] = _complete(completion_plan, photo, media / "person_parsing.png", photo_pose,
                                         output / "demo_completion.png", backend)
     return stats
@@ -127,6 +126,10 @@ def _complete(plan: Path, photo: np.ndarray, parsing_path: Path, pose: Any, out:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
+        try:
+            Path(args.output).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create the output folder {args.output}: {exc.strerror or exc}") from None
         stats = run_demo(Path(args.output), Path(args.model) if args.model else None, args.frames, args.backend)
     except (OSError, ValueError, RuntimeError) as exc:  # PlanError, BackendUnavailable included
         print(f"pyposert demo: error: {one_line(exc)}", file=sys.stderr)
@@ -149,7 +152,7 @@ def add_demo_parser(subparsers: Any) -> None:
     """Register ``pyposert demo`` (used by cli.py)."""
     p = subparsers.add_parser("demo", help="retarget the shipped demo person with the shipped default model")
     p.add_argument("--output", default="out", help="folder for demo.mp4, demo_preview.png, demo_stats.json")
-    p.add_argument("--model", help="model bundle (default: models/nram.plan)")
+    p.add_argument("--model", help="model file or installed model name (default: nram; see `pyposert models`)")
     p.add_argument("--frames", type=count(1), default=150, help="driving frames, >= 1 (25 FPS; default 150)")
     p.add_argument("--backend", default="auto", choices=BACKEND_NAMES, help="auto | tensorrt | torch | onnxruntime")
     p.set_defaults(fn=cmd_demo)

@@ -1,6 +1,6 @@
 """``pyposert.Engine``: one photo + a driving pose -> the photographed person in that pose.
 
-    engine = pyposert.Engine("models/nram.plan")              # or a bare .onnx, or a TensorRT engine
+    engine = pyposert.Engine("nram")                          # an installed model, a .plan, a bare .onnx or a TensorRT engine
     frame = engine.run(photo_bgr, driver_pose, source_pose=photo_pose)   # uint8 HWC BGR
 
     src = engine.source(photo_bgr, photo_pose)                # once per photo (cached work)
@@ -13,8 +13,9 @@ Contracts (every public method):
   bars included).
 - poses: COCO-18, (18, 2) (x, y) or (18, 3) (x, y, confidence) pixels of the image they
   belong to -- x first --, or OpenPose JSON (COCO-18 or BODY_25); see :mod:`pyposert.poses`.
-  Missing joint: negative coordinates or confidence below ``min_confidence`` (0.05). NaN or
-  infinite coordinates are an error.
+  Missing joint: a negative, NaN or infinite x or y, or a confidence below ``min_confidence``
+  (0.05). A pose needs at least the neck and both hips (ValueError otherwise); see
+  :mod:`pyposert.poses`.
 - the driving pose lives in the driving frame's pixels: give that frame's size as
   ``target_size`` / ``pose_size`` = (h, w); without it the pose is taken to be in the photo's
   pixel frame.
@@ -56,9 +57,10 @@ from .backends import (COMPLETION_INPUTS, HEATMAP_INPUTS, OUTPUT_NAME, Backend, 
 from .bundle import CompletionSpec
 from .errors import PlanError
 from .estimators import MEDIAPIPE_INSTALL_HINT
-from .poses import DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PersonChoice, PoseLike, check_person, parse_pose
+from .poses import (DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, REQUIRED_JOINTS, PersonChoice, PoseLike, check_minimum,
+                    check_person, parse_pose)
 
-__all__ = ["Completion", "Engine", "ModelSpec", "Source", "MIN_IMAGE_SIDE", "TASKS"]
+__all__ = ["Completion", "Engine", "ModelSpec", "NoPoseEstimator", "Source", "MIN_IMAGE_SIDE", "TASKS"]
 
 MIN_IMAGE_SIDE = 8
 OUTPUT_SIZES = ("source", "model")
@@ -171,18 +173,22 @@ def _to_model(box: ops.Letterbox, keypoints: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ model files
 def _load_model(path: Union[str, os.PathLike], trusted_keys: Any = None) -> ModelFile:
     """What ``path`` is: a bundle (read and validated), or a bare .onnx (checked when a
-    backend reads it). Paths that are not regular files (folders, named pipes, devices) are
-    refused before anything is read from them. With ``trusted_keys`` (or the environment's
-    POSERT_TRUSTED_KEYS) only a bundle signed by one of them is accepted."""
+    backend reads it). A path that does not exist may name an installed model ("nram":
+    ``$POSERT_MODELS``, then the package's; :func:`pyposert.resources.find_model`). Paths
+    that are not regular files (folders, named pipes, devices) are refused before anything
+    is read from them. With ``trusted_keys`` (or the environment's POSERT_TRUSTED_KEYS) only
+    a bundle signed by one of them is accepted."""
     from . import bundle  # the bundle reader: never executes code from the file
     from .safety import open_regular
     from .signing import TRUSTED_KEYS_ENV, parse_trusted_keys, trusted_keys_from_env
 
     keys = trusted_keys_from_env() if trusted_keys is None else parse_trusted_keys(trusted_keys)
 
+    from .resources import find_model
+
     p = Path(path)
     if not os.path.lexists(p):
-        raise FileNotFoundError(f"model file not found: {p}")
+        p = find_model(p)  # an installed model's name, or FileNotFoundError saying where it looked
     with open_regular(p) as f:
         head = f.read(4)
     if p.suffix.lower() == ".onnx":
@@ -349,6 +355,11 @@ def default_estimator(static_image_mode: bool = False) -> Optional[PoseEstimator
 NO_POSE_ESTIMATOR = ("no pose estimator is installed: install the MediaPipe extra -- " + MEDIAPIPE_INSTALL_HINT)
 
 
+class NoPoseEstimator(ValueError):
+    """A pose had to be estimated from an image, and no pose estimator is installed or given.
+    The command line turns it into its own advice (``--source-pose FILE``)."""
+
+
 # ------------------------------------------------------------------ Engine
 class Engine:
     """Pose transfer (:meth:`run`, :meth:`source`) or fashion image completion
@@ -359,8 +370,10 @@ class Engine:
         path: a ``.plan`` bundle, a bare ``.onnx`` (heatmap or completion contract; size from
             the graph, heatmaps Gaussian with sigma = 6 * H / 256; a completion graph's crop
             size and latent width from its garment_crops / noise inputs, the erase-region
-            growth completion.DEFAULT_MARGIN / DEFAULT_PAD). A bare TensorRT engine file is
-            refused: engines are native code and load only from bundles whose hashes check.
+            growth completion.DEFAULT_MARGIN / DEFAULT_PAD), or the name of an installed model
+            ("nram", "completion": found in ``$POSERT_MODELS``, then among the package's models;
+            see :mod:`pyposert.resources`). A bare TensorRT engine file is refused: engines are
+            native code and load only from bundles whose hashes check.
         backend: "auto" (TensorRT -> torch on CUDA -> ONNX Runtime) | "tensorrt" | "torch" |
             "onnxruntime".
         device: None (backend's choice) | "cpu" | "cuda" | "cuda:N".
@@ -378,6 +391,9 @@ class Engine:
         framing: the default of the ``framing`` argument of :meth:`run`, :meth:`source` and
             :meth:`complete` (True: the network sees a crop of the photo around the person,
             :mod:`pyposert.framing`; False: the whole photo, letterboxed).
+        required_joints: joints every pose must have (default: neck and both hips,
+            :data:`pyposert.poses.REQUIRED_JOINTS`); ``()`` accepts any pose, e.g. for an
+            upper-body model.
 
     Safe to use from several threads at once: each thread gets its own input buffers, the
     backends release the GIL (or serialise on their one GPU context), results are identical.
@@ -389,12 +405,17 @@ class Engine:
     def __init__(self, path: Union[str, os.PathLike], backend: str = "auto", device: Optional[str] = None,
                  threads: Optional[int] = None, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
                  pose_estimator: Optional[PoseEstimator] = None, trusted_keys: Any = None, framing: bool = True,
-                 person: PersonChoice = "largest") -> None:
+                 person: PersonChoice = "largest", required_joints: Sequence[int] = REQUIRED_JOINTS) -> None:
         self.framing = bool(framing)
         self.person = check_person(person)
         self.min_confidence = float(min_confidence)
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence!r}")
+        joints = tuple(required_joints)
+        if not all(isinstance(j, (int, np.integer)) and not isinstance(j, bool) and 0 <= j < NUM_JOINTS
+                   for j in joints):
+            raise ValueError(f"required_joints must be COCO-18 joint indices 0..17, got {required_joints!r}")
+        self.required_joints: tuple[int, ...] = tuple(int(j) for j in joints)
         self._model = _load_model(path, trusted_keys)
         self._backend = open_backend(self._model, backend, device, threads)
         where = self._model.path.name
@@ -543,7 +564,8 @@ class Engine:
         if source_pose is None:
             keypoints = self._estimate_source_pose(image)
         else:
-            keypoints = parse_pose(source_pose, min_confidence=self.min_confidence, name="source_pose")
+            keypoints = check_minimum(parse_pose(source_pose, min_confidence=self.min_confidence, name="source_pose"),
+                                      "source_pose", self.required_joints)
         return Source(self, image, keypoints, self.framing if framing is None else bool(framing))
 
     def _estimate_source_pose(self, image: np.ndarray) -> np.ndarray:
@@ -554,11 +576,9 @@ class Engine:
                 self._estimator = default_estimator(static_image_mode=True)
                 self._estimator_tried, self._owns_estimator = True, self._estimator is not None
             if self._estimator is None:
-                raise ValueError(
-                    "source_pose is required: pass the photo's keypoints as source_pose= ((18, 2) (x, y) or "
-                    "(18, 3) (x, y, confidence) pixels, or an OpenPose JSON dict; --source-pose on the command "
-                    "line), or give Engine(..., pose_estimator=f) with f(image_bgr) -> (18, 3) keypoints | None; "
-                    "or " + NO_POSE_ESTIMATOR)
+                raise NoPoseEstimator(
+                    "source_pose is required: no pose estimator is installed to find the photo's pose (pass "
+                    "source_pose=, give Engine(..., pose_estimator=f), or " + MEDIAPIPE_INSTALL_HINT + ")")
             raw = self._estimator(image)
         keypoints = None if raw is None else parse_pose(raw, min_confidence=self.min_confidence,
                                                         name="estimated source_pose", person=self.person,
@@ -568,7 +588,7 @@ class Engine:
             raise ValueError(f"no person found in the source photo ({h} x {w}; the pose estimator detected nobody); "
                              f"pass its keypoints yourself: --source-pose FILE on the command line, source_pose= "
                              f"in Python")
-        return keypoints
+        return check_minimum(keypoints, "the photo's estimated pose (pass its keypoints instead)", self.required_joints)
 
     # ---------------------------------------------------------------- completion
     def complete(self, image: np.ndarray, parsing: np.ndarray, pose: PoseLike, garment: Optional[str] = "top", *,
@@ -707,7 +727,8 @@ class Engine:
         which is letterboxed straight into the model frame when the network sees the whole
         photo (``frame`` None or whole), and onto the photo, then through ``frame``, when it
         sees a crop."""
-        keypoints = parse_pose(pose, min_confidence=self.min_confidence, name="pose")
+        keypoints = check_minimum(parse_pose(pose, min_confidence=self.min_confidence, name="pose"), "pose",
+                                  self.required_joints)
         whole = frame is None or frame.is_whole
         if pose_size is not None:
             h, w = _check_size(pose_size, "pose_size")

@@ -19,7 +19,10 @@ person is found. Pixel centres are at integer coordinates (pyposert's convention
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import contextlib
+import os
+import sys
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -37,8 +40,8 @@ MISSING = -1.0
 # shoulders (None there). "Left"/"right" are the person's own in both formats.
 _R_SHOULDER, _L_SHOULDER = 2, 5  # COCO-18 indices the neck is built from
 
-MEDIAPIPE_INSTALL_HINT = ('pip install "pyposert[pose]" (mediapipe 0.10.21, which ships the BlazePose model and '
-                          'works offline) -- in a separate virtual environment: it needs numpy<2')
+MEDIAPIPE_INSTALL_HINT = ('pip install "pyposert[runtime,pose]" in its own virtual environment (MediaPipe 0.10.21 '
+                          'needs numpy<2)')
 
 
 def blazepose_to_coco18(landmarks: Any, image_size: tuple[int, int], min_visibility: float = 0.5) -> np.ndarray:
@@ -109,11 +112,37 @@ def mediapipe_available() -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what MediaPipe's C++ side (glog, TensorFlow Lite: "Created TensorFlow Lite
+    XNNPACK delegate", "All log messages before absl::InitializeLog()...") writes straight to
+    file descriptor 2 while it loads and builds its graph; none of it is meant for users.
+    Python exceptions are unaffected (they are raised, not printed, inside)."""
+    # Environment switches first: they cover what the C++ loggers honour.
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded, captured): nothing to redirect
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _import_mediapipe() -> Any:
     try:
-        import mediapipe as mp
+        with _quiet_native_stderr():
+            import mediapipe as mp
 
-        return mp.solutions.pose  # the legacy solutions API (removed from later releases)
+            return mp.solutions.pose  # the legacy solutions API (removed from later releases)
     except Exception as exc:  # noqa: BLE001 - a mediapipe built for numpy 1 fails in odd ways under numpy 2
         raise ImportError(f"the MediaPipe pose estimator needs mediapipe: {MEDIAPIPE_INSTALL_HINT} "
                           f"({type(exc).__name__}: {exc})") from exc
@@ -143,10 +172,12 @@ class MediaPipePoseEstimator:
         mp_pose = _import_mediapipe()
         self.static_image_mode = bool(static_image_mode)
         self.min_visibility = float(min_visibility)
-        self._pose: Any = mp_pose.Pose(static_image_mode=self.static_image_mode, model_complexity=1,
-                                       smooth_landmarks=not self.static_image_mode, enable_segmentation=False,
-                                       min_detection_confidence=min_detection_confidence,
-                                       min_tracking_confidence=min_tracking_confidence)
+        with _quiet_native_stderr():
+            self._pose: Any = mp_pose.Pose(static_image_mode=self.static_image_mode, model_complexity=1,
+                                           smooth_landmarks=not self.static_image_mode, enable_segmentation=False,
+                                           min_detection_confidence=min_detection_confidence,
+                                           min_tracking_confidence=min_tracking_confidence)
+        self._first_call = True  # TFLite announces its delegate on the first inference
 
     def __call__(self, image_bgr: np.ndarray) -> Optional[np.ndarray]:
         if self._pose is None:
@@ -158,7 +189,12 @@ class MediaPipePoseEstimator:
             raise ValueError(f"image must be a numpy uint8 [h, w, 3] BGR array, got {got}")
         h, w = int(image_bgr.shape[0]), int(image_bgr.shape[1])
         rgb = np.ascontiguousarray(image_bgr[..., ::-1])  # MediaPipe wants packed RGB
-        result = self._pose.process(rgb)
+        if self._first_call:
+            with _quiet_native_stderr():
+                result = self._pose.process(rgb)
+            self._first_call = False
+        else:
+            result = self._pose.process(rgb)
         if result.pose_landmarks is None:
             return None
         landmarks = np.array([(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks.landmark], np.float64)

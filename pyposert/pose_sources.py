@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
-from .poses import (DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, PersonChoice, check_person, parse_people, select_person,
-                    track_person)
+from .poses import (DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, REQUIRED_JOINTS, PersonChoice, check_person, parse_people,
+                    select_person, track_person)
 
 __all__ = ["PoseFrame", "PoseSource", "VideoPoseSource", "OpenPoseJsonSource", "AnnotationCsvSource",
            "SyntheticMotionSource", "read_annotation_csv", "default_poses_csv", "annotation_frame",
@@ -147,16 +147,15 @@ class VideoPoseSource(PoseSource):
                               f"no permission to use it)")
             raise OSError(f"cannot open {self.name} (not a video OpenCV can decode)")
         if estimator is None:
-            from .engine import default_estimator
+            from .engine import NoPoseEstimator, default_estimator
             from .estimators import MEDIAPIPE_INSTALL_HINT
 
             estimator = default_estimator(static_image_mode=False)  # one video stream: track between frames
             if estimator is None:
                 self.close()
-                raise ValueError("no pose estimator: driving from video needs one -- install the MediaPipe extra: "
-                                 f"{MEDIAPIPE_INSTALL_HINT}; or pass estimator=f with f(image_bgr) -> (18, 3) "
-                                 "(x, y, confidence) COCO-18 keypoints (or None); or drive from OpenPose JSON / "
-                                 "an annotation CSV")
+                raise NoPoseEstimator("a video or camera needs a pose estimator, and none is installed ("
+                                      f"{MEDIAPIPE_INSTALL_HINT}; or pass estimator=f with f(image_bgr) -> (18, 3) "
+                                      "keypoints or None; or drive from pose files instead)")
             self._owns_estimator = True
         self._estimator = estimator
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -282,11 +281,9 @@ def read_annotation_csv(path: Union[str, os.PathLike]) -> tuple[list[str], np.nd
                 x = np.asarray(xs, np.float64)
                 if y.shape != (NUM_JOINTS,) or x.shape != (NUM_JOINTS,):
                     raise ValueError(f"expected 18 y and 18 x values, got {y.shape} and {x.shape}")
-                if not (np.isfinite(x).all() and np.isfinite(y).all()):
-                    raise ValueError("non-finite coordinate")
             except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
                 raise ValueError(f"{p}:{lineno}: {exc} (line: {line[:80]!r})") from None
-            missing = (x < 0) | (y < 0)
+            missing = ~(np.isfinite(x) & np.isfinite(y)) | (np.nan_to_num(x) < 0) | (np.nan_to_num(y) < 0)
             kp = np.stack([x, y], axis=-1).astype(np.float32)
             kp[missing] = -1.0
             names.append(parts[0].strip())
@@ -297,7 +294,7 @@ def read_annotation_csv(path: Union[str, os.PathLike]) -> tuple[list[str], np.nd
 
 
 def annotation_frame(path: Union[str, os.PathLike]) -> tuple[tuple[int, int], float]:
-    """The pixel frame of a shared annotation CSV: ((h, w), x_offset).
+    """The pixel frame of an annotation CSV: ((h, w), x_offset).
 
     DeepFashion ("fasion") CSVs are in a 256 x 256 frame whose centre crop, 256 x 176, is the
     image: x moves left by 40. Market-1501 CSVs are in the 128 x 64 image itself.
@@ -349,18 +346,22 @@ class AnnotationCsvSource(PoseSource):
 
 # ------------------------------------------------------------------ synthetic motion
 def default_poses_csv() -> Path:
-    """The shared DeepFashion test annotations: $POSERT_POSES_DIR/fasion-annotation-test.csv, or
-    ../shared/data/poses/ beside the repository."""
+    """Real human poses to move through: ``$POSERT_POSES_DIR/fasion-annotation-test.csv`` when
+    that variable is set (the full DeepFashion test annotations), else the compact set that
+    ships with pyposert (:func:`pyposert.resources.driving_poses_csv`, 40 poses)."""
     folder = os.environ.get("POSERT_POSES_DIR")
-    base = Path(folder) if folder else Path(__file__).resolve().parents[2] / "shared" / "data" / "poses"
-    return base / "fasion-annotation-test.csv"
+    if folder:
+        return Path(folder) / "fasion-annotation-test.csv"
+    from .resources import driving_poses_csv
+
+    return driving_poses_csv()
 
 
 class SyntheticMotionSource(PoseSource):
     """Smooth motion through real poses, for demos and tests (no video needed).
 
     ``frames`` poses at ``fps``: key poses drawn (seeded) from ``poses_csv`` among those with
-    >= ``min_joints`` joints in the frame, one key pose per ``seconds_per_pose``, eased
+    >= ``min_joints`` joints in the frame, the neck and both hips among them, one key pose per ``seconds_per_pose``, eased
     (smoothstep) in between. A joint is interpolated only where both key poses have it; else
     it is missing on that segment.
     """
@@ -369,15 +370,16 @@ class SyntheticMotionSource(PoseSource):
                  seed: int = 0, *, seconds_per_pose: float = 1.0, min_joints: int = 14) -> None:
         path = Path(poses_csv) if poses_csv is not None else default_poses_csv()
         if not path.is_file():
-            raise ValueError(f"pose CSV not found: {path} (set POSERT_POSES_DIR to the folder with "
-                             f"fasion-annotation-test.csv, or pass poses_csv=)")
+            raise ValueError(f"pose CSV not found: {path} (no such file; set POSERT_POSES_DIR to a folder with "
+                             f"fasion-annotation-test.csv, or unset it to use the poses that ship with pyposert)")
         if frames < 1 or not fps > 0 or not seconds_per_pose > 0:
             raise ValueError(f"need frames >= 1, fps > 0, seconds_per_pose > 0; got {frames}, {fps}, "
                              f"{seconds_per_pose}")
         self.frame_size, offset = annotation_frame(path)
         _, raw = read_annotation_csv(path)
         poses = _to_frame(raw, self.frame_size, offset)
-        good = poses[(poses >= 0).all(-1).sum(-1) >= min_joints]
+        usable = ((poses >= 0).all(-1).sum(-1) >= min_joints) & (poses[:, list(REQUIRED_JOINTS)] >= 0).all((-1, -2))
+        good = poses[usable]
         if len(good) < 2:
             raise ValueError(f"{path}: fewer than 2 poses with >= {min_joints} joints in the frame")
         self.fps, self.frame_count = float(fps), int(frames)
@@ -405,14 +407,19 @@ class SyntheticMotionSource(PoseSource):
 def open_driving(spec: str, estimator: Optional[Estimator] = None, *, fps: Optional[float] = None,
                  frame_size: Optional[tuple[int, int]] = None, person: PersonChoice = "largest") -> PoseSource:
     """``--driving`` value -> a source: an integer (camera index), a folder (OpenPose JSON),
-    a ``.csv`` (annotation CSV), ``synthetic[:N]`` (N frames of synthetic motion), else a
+    a ``.csv`` (annotation CSV), ``synthetic[:N]`` (N frames of motion through real poses), else a
     video file. ``person`` chooses among several people (videos, cameras, OpenPose folders)."""
     if spec.isdigit():
         return VideoPoseSource(int(spec), estimator, person=person)
     if spec == "synthetic" or spec.startswith("synthetic:"):
-        n = int(spec.split(":", 1)[1]) if ":" in spec else 100
-        return SyntheticMotionSource(frames=n, fps=fps or 25.0)
+        count = spec.split(":", 1)[1] if ":" in spec else "100"
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"synthetic:N needs a whole number of frames N >= 1, got {spec!r}")
+        return SyntheticMotionSource(frames=int(count), fps=fps or 25.0)
     p = Path(spec)
+    if not p.exists():  # before any estimator question: a typo should say what it is
+        raise FileNotFoundError(f"driving input not found: {spec} (no such file or folder; expected a video, a camera "
+                                f"index, a folder of OpenPose JSON, a pose .csv, or synthetic:N)")
     if p.is_dir():
         return OpenPoseJsonSource(p, frame_size, fps or 25.0, person=person)
     if p.suffix.lower() == ".csv":

@@ -21,10 +21,14 @@ y = row) of the image the pose belongs to, COCO-18 / OpenPose order (0 nose, 1 n
 2-4 right shoulder/elbow/wrist, 5-7 left, 8-10 right hip/knee/ankle, 11-13 left, 14 r-eye,
 15 l-eye, 16 r-ear, 17 l-ear). A missing joint is exactly ``(-1, -1)``.
 
-What counts as missing at this API (explicit on purpose): a negative x or y, or a confidence
-below ``min_confidence``. NaN and infinite values are *errors*, not "missing": they almost
-always mean a bug upstream (a division by zero in a tracker, an uninitialised buffer), and
-silently dropping the joint would hide it.
+**The missing-joint convention** (the same in ``pyposert.ops``, the Engine, pose files and
+the command line): a joint is missing when its x or y is negative, NaN or infinite, or its
+confidence (when given) is below ``min_confidence`` or NaN. Missing joints get no heatmap.
+
+**The minimum** (:data:`REQUIRED_JOINTS`): a usable pose has at least the neck and both hips
+-- they say where the body is and how large. :func:`check_minimum` refuses a photo's pose or a
+target pose without them (ValueError naming the missing joints); the retargeting loop treats
+such a driving frame as a frame without a person (it keeps the last pose and counts it).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ __all__ = [
     "parse_people",
     "select_person",
     "track_person",
+    "REQUIRED_JOINTS",
+    "check_minimum",
+    "has_minimum",
     "DEFAULT_MIN_CONFIDENCE",
     "JOINT_NAMES",
     "NUM_JOINTS",
@@ -63,6 +70,9 @@ JOINT_NAMES: tuple[str, ...] = (
     "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
     "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
 )
+
+# Neck, right hip, left hip: without them the model cannot place or scale the body.
+REQUIRED_JOINTS: tuple[int, ...] = (1, 8, 11)
 
 # COCO-18 joint j is BODY_25 joint BODY25_TO_COCO18[j]. BODY_25 inserts MidHip at 8 (so every
 # later joint shifts by one) and appends six foot points (19-24), which COCO-18 has no place for.
@@ -123,8 +133,8 @@ def parse_pose(pose: PoseLike, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
     Raises:
         ValueError: a keypoint count or layout of no known format (the message lists the
-            formats), non-numeric, NaN or infinite values, a JSON without people, a person
-            index beyond the people there.
+            formats), non-numeric values, a JSON without people, a person index beyond the
+            people there. (NaN and infinite coordinates are missing joints.)
     """
     people = parse_people(pose, min_confidence=min_confidence, name=name)
     if not people:
@@ -218,7 +228,9 @@ def _read_json(path: Union[str, os.PathLike], name: str) -> Any:
 
 
 def _from_array(pose: Any, min_confidence: float, name: str) -> np.ndarray:
-    """One person's keypoints of any format of the table -> float32 (18, 2) COCO-18."""
+    """One person's keypoints of any format of the table -> float32 (18, 2) COCO-18. NaN and
+    infinite coordinates, and a NaN or low confidence, are missing joints (the convention of
+    the module docstring)."""
     kp = _numeric(pose, name)
     fmt = _BY_JOINTS.get(kp.shape[0]) if kp.ndim == 2 else None
     columns = (2, 3, 4) if fmt == "MediaPipe-33" else (2, 3)
@@ -227,23 +239,17 @@ def _from_array(pose: Any, min_confidence: float, name: str) -> np.ndarray:
                          f"formats")
     if kp.shape[1] == 4:  # MediaPipe (x, y, z, visibility): z is not used
         kp = kp[:, [0, 1, 3]]
-    if not np.isfinite(kp).all():
-        bad = sorted({int(j) for j in np.argwhere(~np.isfinite(kp))[:, 0]})
-        names = f" ({', '.join(JOINT_NAMES[j] for j in bad)})" if fmt == "COCO-18" else f" of the {fmt} keypoints"
-        raise ValueError(f"{name}: NaN or infinite values at joints {bad}{names}; "
-                         f"mark a missing joint with negative coordinates (-1, -1) or a low confidence instead")
     xy = kp[:, :2]
-    missing = (xy < 0).any(axis=1)
+    missing = ~np.isfinite(xy).all(axis=1) | (np.nan_to_num(xy, nan=-1.0) < 0).any(axis=1)
     if kp.shape[1] == 3:
-        missing |= kp[:, 2] < min_confidence
+        missing |= ~(kp[:, 2] >= min_confidence)  # NaN confidence: missing too
     if fmt == "MediaPipe-33" and not missing.all() and xy[~missing].max() <= 1.0:
         raise ValueError(f"{name}: these MediaPipe-33 landmarks look normalised (every x, y within 0..1); pyposert "
                          f"takes pixels: convert them with pyposert.estimators.blazepose_to_coco18(landmarks, (h, w))")
+    xy = np.where(missing[:, None], MISSING, xy)
     with np.errstate(over="ignore"):
         xy32 = xy.astype(np.float32)
-    if not np.isfinite(xy32).all():
-        raise ValueError(f"{name}: coordinates beyond the float32 range (|value| > 3.4e38)")
-    xy32[missing] = MISSING
+    xy32[~np.isfinite(xy32).all(axis=1)] = MISSING  # beyond the float32 range: as infinite, missing
     mapping = FORMATS[fmt][1]
     if mapping is None:
         out = xy32
@@ -342,6 +348,25 @@ def track_person(people: Sequence[np.ndarray], previous: np.ndarray) -> int:
         # person matched on joints wins over it.
         costs.append(np.inf if b is None else 10.0 + math.hypot((b[0] + b[2]) / 2 - pcx, (b[1] + b[3]) / 2 - pcy) / scale)
     return int(np.argmin(costs))
+
+
+def has_minimum(keypoints: np.ndarray, required: Sequence[int] = REQUIRED_JOINTS) -> bool:
+    """True when the (18, 2) pose (missing = negative) has every joint of ``required``."""
+    return bool((keypoints[list(required)] >= 0).all())
+
+
+def check_minimum(keypoints: np.ndarray, name: str = "pose", required: Sequence[int] = REQUIRED_JOINTS) -> np.ndarray:
+    """``keypoints`` when it has every ``required`` joint (default: the neck and both hips);
+    else ValueError saying which are missing."""
+    absent = [JOINT_NAMES[j] for j in required if not (keypoints[j] >= 0).all()]
+    if absent:
+        present = int((keypoints >= 0).all(axis=1).sum())
+        need = ("the neck and both hips" if tuple(required) == REQUIRED_JOINTS
+                else ", ".join(JOINT_NAMES[j] for j in required))
+        raise ValueError(f"{name}: too few joints: a pose needs at least {need}, and "
+                         f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} missing "
+                         f"({present} of {NUM_JOINTS} joints present)")
+    return keypoints
 
 
 # A standing person, COCO-18 order, (x, y) pixels of a 256 x 176 frame: the fallback pose of

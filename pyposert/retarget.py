@@ -1,6 +1,6 @@
 """The retargeting loop: driving frames -> pose -> smoothing -> Engine -> video writer / window.
 
-    engine = pyposert.Engine("models/nram.plan")
+    engine = pyposert.Engine("nram")
     stats = retarget(engine, photo_bgr, photo_pose, VideoPoseSource(0, estimator), show=True)
 
 Threads and queues (all bounded by ``max_queue``):
@@ -17,7 +17,9 @@ Threads and queues (all bounded by ``max_queue``):
 - Ctrl-C (KeyboardInterrupt) or a failing source: the writer is drained and released in a
   ``finally``, so the file written so far stays playable; errors are re-raised afterwards.
 
-Poses are COCO-18 float32 (18, 2) (x, y) pixels of the driving frame, missing (-1, -1).
+Poses are COCO-18 float32 (18, 2) (x, y) pixels of the driving frame, missing (-1, -1). A
+driving frame without the neck and both hips (:data:`pyposert.poses.REQUIRED_JOINTS`) counts
+as a frame without a person: the last pose is kept.
 Images are uint8 [h, w, 3] BGR. The result is at the photo's size (``output_size="source"``).
 """
 
@@ -37,6 +39,7 @@ import numpy as np
 from ._cli_args import frame_size, one_line, positive_float
 from .backends import BACKEND_NAMES
 from .pose_sources import PoseFrame, PoseSource
+from .poses import REQUIRED_JOINTS, has_minimum
 from .smoothing import PoseSmoother
 
 __all__ = ["retarget", "draw_skeleton", "LAYOUTS", "add_retarget_parser", "cmd_retarget"]
@@ -259,6 +262,7 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
         normalizer = SkeletonNormalizer(src.photo_keypoints, photo_size, keep_bone_lengths=keep_bone_lengths,
                                         size=normalize_size)
     smoother = PoseSmoother(enabled=smoothing)
+    required = tuple(getattr(engine, "required_joints", REQUIRED_JOINTS))  # the engine's minimum
     fps_out = float(driving.fps) if driving.fps and driving.fps > 0 else 25.0
 
     frames_q: "queue.Queue[Any]" = queue.Queue(maxsize=1 if live else max_queue)
@@ -314,9 +318,15 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
     bar = None
     if progress and not live:
         try:
+            import sys
+
             from tqdm import tqdm
 
-            bar = tqdm(total=driving.frame_count, unit="frame", desc="retarget", leave=False)
+            # A terminal only: in a log (pipe, file) the bar's redraws would land between the
+            # summary lines. Whatever was printed before goes out first, for the same reason.
+            sys.stdout.flush()
+            bar = tqdm(total=driving.frame_count, unit="frame", desc="retarget", leave=False, file=sys.stderr,
+                       disable=not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()))
         except ImportError:  # tqdm is optional at runtime
             bar = None
     recent: list[float] = []  # render timestamps, for the FPS overlay
@@ -346,8 +356,11 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
             t0 = time.perf_counter()
             stages["queue"].append(t0 - captured)
             frame = driving.pose(frame)
+            keypoints = frame.keypoints
+            if keypoints is not None and not has_minimum(keypoints, required):
+                keypoints = None  # no neck or hips to place the body: as a frame without a person
             t1 = time.perf_counter()
-            pose = smoother(frame.keypoints, frame.time_s)
+            pose = smoother(keypoints, frame.time_s)
             # Normalised poses are in the photo's pixels; others in the driving frame's.
             target, target_size = (normalizer(pose), None) if normalizer is not None else (pose, frame.frame_size)
             t2 = time.perf_counter()
@@ -456,13 +469,14 @@ def add_retarget_parser(subparsers: Any) -> None:
     p.add_argument("--source", required=True, metavar="PHOTO", help="photo of the person (any size, BGR image file)")
     p.add_argument("--source-pose", metavar="FILE",
                    help="the photo's pose: OpenPose .json, or .npy (18, 2|3) (x, y[, conf]) pixels; "
-                        "default: the installed pose estimator")
+                        "without it the pose extra estimates it")
     p.add_argument("--driving", required=True, metavar="VIDEO|CAMERA_INDEX|POSE_DIR|POSE_CSV",
                    help="video file, camera index (0), folder of OpenPose *_keypoints.json, annotation .csv "
                         "(y first), or synthetic[:N]")
     p.add_argument("--output", metavar="OUT.mp4", help="video to write (.mp4 or .avi)")
-    p.add_argument("--show", action="store_true", help="show a window (needs a GUI build of OpenCV)")
-    p.add_argument("--model", default="models/nram.plan", help="model bundle / .onnx (default: models/nram.plan)")
+    p.add_argument("--show", action="store_true", help="show the result in a window ('q' or Esc stops)")
+    p.add_argument("--model", default="nram",
+                   help="model file (.plan, .onnx) or installed model name (default: nram; see `pyposert models`)")
     p.add_argument("--layout", choices=LAYOUTS, default="result", help="result, or driving | result")
     p.add_argument("--stats", metavar="STATS.json", help="write the summary (frames, drops, latency) as JSON")
     p.add_argument("--fps", type=positive_float, help="frame rate of pose folders / CSVs, > 0 (default 25)")
@@ -500,23 +514,34 @@ def _load_source_pose(path: Optional[str], flag: str = "--source-pose") -> Any:
     if path is None:
         return None
     p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{flag} not found: {p} (no such file)")
     if not p.is_file():
-        raise FileNotFoundError(f"{flag} not found: {p}")
+        raise IsADirectoryError(f"{flag} {p} is a folder; give one pose file (OpenPose .json or .npy)")
     if p.suffix.lower() == ".npy":
-        return np.load(p, allow_pickle=False)
+        try:
+            return np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"{flag} {p} is not a readable .npy array ({exc})") from None
     return p  # OpenPose .json: parsed (and checked) by the engine
 
 
+SOURCE_POSE_ADVICE = ('the photo\'s pose is needed: pass --source-pose FILE (OpenPose .json, or .npy (18, 2|3) '
+                      '(x, y[, confidence]) pixels), or install the pose extra to estimate it: '
+                      'pip install "pyposert[runtime,pose]"')
+VIDEO_POSE_ADVICE = ('a video or camera needs the pose extra to find the driver\'s pose: pip install '
+                     '"pyposert[runtime,pose]"; or drive from pose files (OpenPose folder, .csv) or synthetic:N')
+
+
 def cmd_retarget(args: Any) -> int:
-    """``pyposert retarget``: prints the summary; exit 0, 1 on an error (message on stderr),
+    """``pyposert retarget``: prints the summary; exit 0, 1 on an error (one line on stderr),
     2 when there is nothing to do (neither --output nor --show), 130 after Ctrl-C (the output
     is still finalised)."""
     import sys
     import warnings
 
-    import cv2
-
-    from .engine import Engine
+    from ._files import read_image
+    from .engine import Engine, NoPoseEstimator
     from .pose_sources import open_driving
     from .poses import check_person, parse_pose
 
@@ -531,22 +556,27 @@ def cmd_retarget(args: Any) -> int:
             raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
         if not args.start >= 0:
             raise ValueError(f"--start must be >= 0 seconds, got {args.start}")
-        photo = cv2.imread(args.source, cv2.IMREAD_COLOR)
-        if photo is None:
-            raise OSError(f"cannot read the photo {args.source}")
+        photo = read_image(args.source, "--source photo")
         photo_pose = _load_source_pose(args.source_pose)
         if photo_pose is not None:  # one person of the file, chosen here
             photo_pose = parse_pose(photo_pose, person=photo_person, image_size=photo.shape[:2], name="--source-pose")
-        driving = open_driving(args.driving, fps=args.fps, frame_size=args.driving_size, person=driving_person)
+        try:
+            driving = open_driving(args.driving, fps=args.fps, frame_size=args.driving_size, person=driving_person)
+        except NoPoseEstimator:
+            raise ValueError(VIDEO_POSE_ADVICE) from None
         with Engine(args.model, backend=args.backend, person=photo_person) as engine, \
                 warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            stats = retarget(engine, photo, photo_pose, driving, output=args.output,
-                             show=args.show, layout=args.layout, stats_path=args.stats,
-                             smoothing=not args.no_smoothing, overlay=args.overlay, max_frames=args.max_frames,
-                             start_s=args.start, normalize=False if args.no_normalize else None,
-                             keep_bone_lengths=args.keep_bone_lengths, framing=False if args.no_framing else None,
-                             normalize_size="feet" if args.static_camera else "height")
+            try:
+                stats = retarget(engine, photo, photo_pose, driving, output=args.output,
+                                 show=args.show, layout=args.layout, stats_path=args.stats,
+                                 smoothing=not args.no_smoothing, overlay=args.overlay, max_frames=args.max_frames,
+                                 start_s=args.start, normalize=False if args.no_normalize else None,
+                                 keep_bone_lengths=args.keep_bone_lengths,
+                                 framing=False if args.no_framing else None,
+                                 normalize_size="feet" if args.static_camera else "height")
+            except NoPoseEstimator:
+                raise ValueError(SOURCE_POSE_ADVICE) from None
         for warning in caught:  # e.g. no H.264 encoder: said once, in the user's terms
             print(f"pyposert retarget: warning: {warning.message}", file=sys.stderr)
     except (OSError, ValueError, RuntimeError) as exc:  # PlanError, BackendUnavailable included

@@ -71,9 +71,10 @@ def test_bench_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
 def test_fallback_inputs_without_demo_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without demo files and shared poses: a generated photo with its standing pose, and the
     jittered standing pose as driving motion (inside the frame, missing stays missing)."""
-    from pyposert import bench
+    from pyposert import bench, resources
 
-    monkeypatch.chdir(tmp_path)  # no ./models/demo here
+    monkeypatch.setattr(resources, "package_dir", lambda: tmp_path / "no-package-data")
+    monkeypatch.delenv("POSERT_MODELS", raising=False)
     monkeypatch.setenv("POSERT_POSES_DIR", str(tmp_path / "no-poses"))
     photo, pose, description = bench.demo_photo(tmp_path / "model.onnx")
     assert photo.shape == (256, 176, 3) and photo.dtype == np.uint8 and "generated" in description
@@ -90,9 +91,11 @@ def test_fallback_inputs_without_demo_files(tmp_path: Path, monkeypatch: pytest.
 
 def test_demo_writes_video_preview_and_stats(tiny_onnx: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """The demo on the shipped demo media (models/demo) with a tiny model standing in for
-    models/nram.plan: a playable video with one frame per driving frame, the preview, stats."""
+    """The demo on the installed demo media with a tiny model standing in for the default
+    model: a playable video with one frame per driving frame, the preview, stats."""
     import cv2
+
+    from pyposert.resources import demo_dir
 
     out = tmp_path / "demo"
     assert main(["demo", "--model", str(tiny_onnx), "--output", str(out), "--frames", "7"]) == 0
@@ -105,7 +108,7 @@ def test_demo_writes_video_preview_and_stats(tiny_onnx: Path, tmp_path: Path,
     fps = cap.get(cv2.CAP_PROP_FPS)
     cap.release()
     assert frames == 7 and fps == pytest.approx(25.0)
-    photo = cv2.imread("models/demo/person.png")
+    photo = cv2.imread(str(demo_dir() / "person.png"))
     preview = cv2.imread(str(out / "demo_preview.png"))
     assert preview is not None and preview.shape[0] == 2 * photo.shape[0] + 4
     stats = json.loads((out / "demo_stats.json").read_text())
@@ -115,4 +118,5 @@ def test_demo_writes_video_preview_and_stats(tiny_onnx: Path, tmp_path: Path,
 def test_demo_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--model", str(tmp_path / "none.plan"), "--output", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "model not found" in err and "MODEL_CARD.md" in err
+    assert "model file not found" in err and "no such file" in err and str(tmp_path / "none.plan") in err
+    assert len(err.strip().splitlines()) == 1

@@ -200,7 +200,7 @@ def test_output_sizes_and_source_cache(engine: Engine, rng: np.random.Generator)
 
 def test_keypoints_land_through_the_letterbox(stub: Path, rng: np.random.Generator) -> None:
     """Stub graph: R shows the source heatmaps' max, G the target's, B the photo's blue."""
-    e = Engine(stub, framing=False)  # the whole photo, letterboxed: what this test checks
+    e = Engine(stub, framing=False, required_joints=())  # the whole photo, letterboxed; single-joint poses
     assert e.size == (SH, SW) and e.spec.heatmap.sigma == pytest.approx(6.0 * SH / 256)
     h, w = 90, 200  # wide photo: letterbox bars above and below
     yy, xx = np.mgrid[0:h, 0:w]
@@ -252,7 +252,7 @@ def test_bundle_heatmap_convention_is_used(stub: Path, tmp_path: Path, rng: np.r
     """The manifest, not a default, decides the heatmaps: disks of radius 3 here."""
     bundle = write_bundle(tmp_path / "disk.plan", _manifest(SH, SW, {"mode": "disk", "sigma": 0.0, "radius": 3.0}),
                           {"model.onnx": ("onnx", stub.read_bytes(), None)})
-    e = Engine(bundle, framing=False)
+    e = Engine(bundle, framing=False, required_joints=())
     assert e.spec.heatmap.mode == "disk" and e.spec.heatmap.radius == 3.0
     image = _image(rng, SH, SW)  # model size: identity letterbox
     out = e.run(image, _only(5, 20.0, 30.0), source_pose=_only(0, 10.0, 10.0), output_size="model")
@@ -265,7 +265,7 @@ def test_bundle_heatmap_convention_is_used(stub: Path, tmp_path: Path, rng: np.r
 def test_keypoint_contract_gets_model_pixels(tmp_path: Path, rng: np.random.Generator) -> None:
     """A keypoint-contract graph receives (x, y) model pixels for both poses."""
     pytest.importorskip("onnx")
-    e = Engine(_stub_keypoint_onnx(tmp_path / "kp.onnx"), framing=False)
+    e = Engine(_stub_keypoint_onnx(tmp_path / "kp.onnx"), framing=False, required_joints=())
     assert e.spec.contract == "keypoints"
     image = _image(rng, 120, 100)
     box = ops.letterbox(120, 100, SH, SW)
@@ -302,10 +302,10 @@ def test_openpose_input_end_to_end(engine: Engine, rng: np.random.Generator) -> 
 
 # ------------------------------------------------------------------ errors
 def _bad_calls(image: np.ndarray, pose: np.ndarray) -> list[tuple[str, Callable[[Engine], Any], str]]:
-    nan_pose = pose.copy()
-    nan_pose[3, 0] = np.nan
-    inf_pose = pose.copy()
-    inf_pose[7, 1] = np.inf
+    no_hips = pose.copy()
+    no_hips[[8, 11]] = np.nan  # NaN is missing (the one convention); the hips are required
+    no_neck = pose.copy()
+    no_neck[1] = -1
     return [
         ("empty", lambda e: e.run(np.zeros((0, 0, 3), np.uint8), pose, pose), "empty"),
         ("grey", lambda e: e.run(image[..., 0], pose, pose), "grey"),
@@ -317,8 +317,10 @@ def _bad_calls(image: np.ndarray, pose: np.ndarray) -> list[tuple[str, Callable[
         ("list", lambda e: e.run(image.tolist(), pose, pose), "numpy"),
         ("count", lambda e: e.run(image, pose[:16], pose), r"COCO-17.*\(18, 2\).*got shape \(16, 2\)"),
         ("source count", lambda e: e.run(image, pose, np.ones((26, 2))), "source_pose"),
-        ("nan", lambda e: e.run(image, nan_pose, pose), "NaN"),
-        ("inf", lambda e: e.run(image, pose, inf_pose), "NaN or infinite"),
+        ("no hips", lambda e: e.run(image, no_hips, pose), r"pose: too few joints.*r_hip, l_hip are missing"),
+        ("no neck", lambda e: e.run(image, pose, no_neck), r"source_pose: too few joints.*neck is missing"),
+        ("all missing", lambda e: e.run(image, pose, np.full((18, 2), -1.0)), r"source_pose: too few joints.*0 of 18"),
+        ("bad minimum", lambda e: Engine(e._model.path, required_joints=(18,)), "required_joints"),
         ("openpose", lambda e: e.run(image, {"people": [{"pose_keypoints_2d": [1.0] * 10}]}, pose), "54 numbers"),
         ("no people", lambda e: e.run(image, {"people": []}, pose), "no person"),
         ("no source pose", lambda e: e.run(image, pose), r"source_pose=.*pose_estimator="),
@@ -711,3 +713,24 @@ def test_tensorrt_engine_matches_onnxruntime(stub: Path, tmp_path: Path, rng: np
             assert diff.max() <= 1
     for pose, out in zip(poses, source.run_batch(poses)):
         assert_batched_close(out, source.run(pose))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, -3.0])
+def test_nan_inf_and_negative_are_the_same_missing_joint(stub: Path, rng: np.random.Generator, bad: float) -> None:
+    """One missing-joint convention (README, ops.heatmaps, pose files): NaN, infinite and
+    negative coordinates all mean "missing" -- the Engine renders them identically to (-1, -1),
+    in the target pose and in the photo's pose. Stub graph: R = source heatmaps' max, G = the
+    target's, so a dropped joint is a missing blob."""
+    e = Engine(stub)
+    image, src, tgt = _image(rng, SH, SW), _pose(rng, SH, SW), _pose(rng, SH, SW)
+    marked_src, marked_tgt, reference_src, reference_tgt = src.copy(), tgt.copy(), src.copy(), tgt.copy()
+    marked_tgt[4, 0] = bad
+    marked_src[7, 1] = bad
+    reference_tgt[4] = -1
+    reference_src[7] = -1
+    expected = e.run(image, reference_tgt, source_pose=reference_src, output_size="model")
+    np.testing.assert_array_equal(e.run(image, marked_tgt, source_pose=marked_src, output_size="model"), expected)
+    # And the joints really are dropped: with them present, both heatmap channels differ.
+    present = e.run(image, tgt, source_pose=src, output_size="model")
+    assert not np.array_equal(present[..., 1], expected[..., 1])
+    assert not np.array_equal(present[..., 2], expected[..., 2])

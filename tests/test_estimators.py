@@ -157,13 +157,13 @@ def test_bad_image_size_and_nan_raise() -> None:
 # ------------------------------------------------------------------ without mediapipe
 @pytest.mark.skipif(mediapipe_available(), reason="mediapipe is installed here")
 def test_missing_mediapipe_says_how_to_install(tmp_path: Path) -> None:
-    with pytest.raises(ImportError, match=r'pip install "pyposert\[pose\]".*separate virtual environment'):
+    with pytest.raises(ImportError, match=r'pip install "pyposert\[runtime,pose\]" in its own virtual environment'):
         MediaPipePoseEstimator()
     assert engine_module.default_estimator() is None
     from pyposert.pose_sources import VideoPoseSource
 
     video = _video(tmp_path / "v.mp4")
-    with pytest.raises(ValueError, match=r"no pose estimator.*pyposert\[pose\]"):
+    with pytest.raises(ValueError, match=r"needs a pose estimator.*pyposert\[runtime,pose\]"):
         VideoPoseSource(video)
 
 
@@ -260,21 +260,21 @@ def test_cli_retarget_without_a_person(stub: Path, tmp_path: Path, monkeypatch: 
     code = main(["retarget", "--source", str(photo), "--driving", str(folder), "--model", str(stub),
                  "--output", str(out)])
     err = capsys.readouterr().err
-    assert code == 1 and "--source-pose" in err and "pyposert[pose]" in err
+    assert code == 1 and "--source-pose FILE" in err and "pyposert[runtime,pose]" in err and len(err.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------ the real estimator (extra installed)
 @pytest.mark.skipif(not mediapipe_available(),
-                    reason='mediapipe is not installed (the optional, numpy<2 extra: pip install "pyposert[pose]" '
-                           'in a separate venv)')
+                    reason='mediapipe is not installed (the optional pose extra: pip install "pyposert[runtime,pose]" '
+                           'in its own virtual environment)')
 def test_mediapipe_estimator_on_the_demo_photo() -> None:
     """On the demo photo the estimator must find the person where its annotated pose says
-    (models/demo/person_pose.json, left/right included); on a flat grey image, nobody."""
+    (pyposert/data/demo/person_pose.json, left/right included); on a flat grey image, nobody."""
     import cv2
 
     from pyposert.poses import parse_pose
 
-    demo = Path(__file__).resolve().parents[1] / "models" / "demo"
+    demo = Path(__file__).resolve().parents[1] / "pyposert" / "data" / "demo"
     with MediaPipePoseEstimator(static_image_mode=True) as estimator:
         assert estimator(np.full((256, 176, 3), 128, np.uint8)) is None
         if not (demo / "person.png").is_file() or not (demo / "person_pose.json").is_file():

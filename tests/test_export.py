@@ -34,8 +34,8 @@ from training.ops import heatmaps_pair  # noqa: E402
 TINY = dict(ngf=4, n_blocks=1, height=32, width=24)
 TOKENS = (32 // 4) * (24 // 4)
 
-TRT_SKIP = ("TensorRT cannot be installed on this workplace: its PyPI -libs packages are stubs that download "
-            "the libraries from NVIDIA's index, which is not reachable here")
+TRT_SKIP = ("TensorRT is not installed (its PyPI -libs packages download the libraries from NVIDIA's own "
+            "package index at install time; install it where that index can be reached)")
 
 
 def write_checkpoint(folder: Path, model: str = "pona", step: int = 123, **overrides: Any) -> torch.nn.Module:

@@ -153,8 +153,11 @@ def test_video_source_with_estimator(tmp_path: Path, rng: np.random.Generator) -
     np.testing.assert_allclose(frames[0].keypoints, pose[:, :2])
 
 
-def test_video_source_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no pose estimator"):
+def test_video_source_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyposert import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "default_estimator", lambda static_image_mode=False: None)
+    with pytest.raises(engine_module.NoPoseEstimator, match="needs a pose estimator"):
         VideoPoseSource(_video(tmp_path / "v.mp4", 2))
     with pytest.raises(FileNotFoundError):
         VideoPoseSource(tmp_path / "missing.mp4", lambda im: None)

@@ -43,15 +43,41 @@ def test_missing_is_negative_or_low_confidence(rng: np.random.Generator) -> None
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_nan_and_inf_are_errors_not_missing(rng: np.random.Generator, bad: float) -> None:
+def test_nan_and_inf_are_missing(rng: np.random.Generator, bad: float) -> None:
+    """The one convention (README, ops.heatmaps, Engine, pose files): a NaN or infinite x or
+    y -- or a NaN confidence -- marks a missing joint, exactly like a negative coordinate."""
     pose = _random_pose(rng)[:, :2]
     pose[4, 1] = bad
-    with pytest.raises(ValueError, match="NaN or infinite.*r_wrist"):
-        parse_pose(pose)
+    out = parse_pose(pose)
+    np.testing.assert_array_equal(out[4], [-1, -1])
+    keep = np.arange(18) != 4
+    np.testing.assert_allclose(out[keep], pose[keep], rtol=1e-6)
     pose3 = _random_pose(rng)
-    pose3[2, 2] = bad  # a NaN confidence is just as suspicious
-    with pytest.raises(ValueError, match="NaN or infinite"):
-        parse_pose(pose3)
+    pose3[2, 2] = math.nan
+    pose3[6, 0] = bad
+    out3 = parse_pose(pose3)
+    np.testing.assert_array_equal(out3[[2, 6]], [[-1, -1], [-1, -1]])
+    assert (out3[[0, 1, 3, 4, 5, 7]] >= 0).all()
+
+
+def test_minimum_joints_neck_and_hips(rng: np.random.Generator) -> None:
+    from pyposert.poses import REQUIRED_JOINTS, check_minimum, has_minimum
+
+    assert REQUIRED_JOINTS == (1, 8, 11)
+    pose = parse_pose(_random_pose(rng))
+    assert has_minimum(pose) and check_minimum(pose) is pose
+    for j, name in ((1, "neck"), (8, "r_hip"), (11, "l_hip")):
+        broken = pose.copy()
+        broken[j] = -1
+        assert not has_minimum(broken)
+        with pytest.raises(ValueError, match=f"at least the neck and both hips, and {name} is missing"):
+            check_minimum(broken, "source_pose")
+    with pytest.raises(ValueError, match=r"neck, r_hip, l_hip are missing \(0 of 18"):
+        check_minimum(np.full((18, 2), -1, np.float32), "source_pose")
+    # Everything else may be missing.
+    only = np.full((18, 2), -1, np.float32)
+    only[list(REQUIRED_JOINTS)] = pose[list(REQUIRED_JOINTS)]
+    assert has_minimum(only)
 
 
 @pytest.mark.parametrize("shape", [(16, 2), (19, 2), (18, 1), (18, 4), (17, 4), (33, 5), (36,), (2, 18), (1, 1, 18, 2),
@@ -67,8 +93,8 @@ def test_non_numeric() -> None:
         parse_pose([["a", "b"]] * 18)
     with pytest.raises(ValueError):
         parse_pose(object())  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="float32 range"):
-        parse_pose(np.full((18, 2), 1e300))
+    # Beyond float32's range is as infinite: missing.
+    assert (parse_pose(np.full((18, 2), 1e300)) == -1).all()
 
 
 def _openpose(flat: list[float], people: int = 1) -> dict:
@@ -118,7 +144,6 @@ def test_openpose_person_choice_and_file(tmp_path: Path, rng: np.random.Generato
     ({"people": [{"pose_keypoints_2d": ["1"] * 54}]}, "flat list of numbers"),
     ({"people": [{"pose_keypoints_2d": [True] * 54}]}, "flat list of numbers"),
     ({"people": [{"pose_keypoints_2d": [[1.0, 2.0, 3.0]] * 18}]}, "flat list of numbers"),
-    ({"people": [{"pose_keypoints_2d": [math.nan] * 54}]}, "NaN"),
     ({"people": ["oops"]}, "pose_keypoints_2d"),
 ])
 def test_openpose_malformed(data: dict, message: str) -> None:

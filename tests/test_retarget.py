@@ -324,7 +324,16 @@ def test_cli_retarget_on_a_pose_csv(engine: Any, tmp_path: Path, rng: np.random.
     assert json.loads(stats.read_text())["frames_written"] == 7
     bad = parser.parse_args(["retarget", "--source", str(tmp_path / "none.png"), "--driving", str(csv),
                              "--model", str(model), "--output", str(out)])
-    assert bad.fn(bad) == 1 and "cannot read the photo" in capsys.readouterr().err
+    assert bad.fn(bad) == 1
+    err = capsys.readouterr().err
+    assert "--source photo not found" in err and "no such file" in err and len(err.splitlines()) == 1
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not a picture")
+    bad = parser.parse_args(["retarget", "--source", str(junk), "--driving", str(csv), "--model", str(model),
+                             "--output", str(out)])
+    assert bad.fn(bad) == 1
+    err = capsys.readouterr().err
+    assert "is not an image OpenCV can read" in err and len(err.splitlines()) == 1
     # Neither --output nor --show: refuses to start (nothing would be written or shown).
     idle = parser.parse_args(["retarget", "--source", str(photo), "--source-pose", str(pose), "--driving", str(csv),
                               "--model", str(model)])

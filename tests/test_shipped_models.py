@@ -81,3 +81,32 @@ def test_shipped_completion_quality_holds() -> None:
         assert got[metric] > q["mean_fill"][metric], (metric, got, q["mean_fill"])
     assert got["l1"] <= ref["l1"] + SSIM_MARGIN, (got, ref)
     assert got["diversity"] > 0.0
+
+
+PACKAGE_DATA = Path(__file__).resolve().parents[1] / "pyposert" / "data"
+
+
+def test_packaged_default_model_keeps_the_full_models_quality() -> None:
+    """pyposert/data/nram.plan -- what `pip install` ships, weights stored in fp16 -- scores
+    what models/nram.plan scored on the same held-out pairs: the rounding of the weights costs
+    nothing measurable (closer than the CPU-to-CPU margin above)."""
+    q = _quality()
+    heldout = load_heldout_set(MODELS / Path(q["set"]).name)
+    got = score_bundle(PACKAGE_DATA / "nram.plan", heldout)
+    ref = q["models"]["nram"]
+    for metric in ("ssim", "mask_ssim"):
+        assert abs(got[metric] - ref[metric]) <= 0.003, (metric, got[metric], ref[metric])
+    assert abs(got["psnr"] - ref["psnr"]) <= 0.1, (got["psnr"], ref["psnr"])
+
+
+@pytest.mark.skipif(not COMPLETION_QUALITY.is_file(), reason="no completion model shipped (models/quality-completion.json)")
+def test_packaged_completion_model_keeps_its_quality() -> None:
+    from training.shipped_quality import score_completion
+
+    q = json.loads(COMPLETION_QUALITY.read_text(encoding="utf-8"))
+    heldout = load_heldout_set(MODELS / Path(q["set"]).name)
+    ((_, ref),) = q["models"].items()
+    got = score_completion(PACKAGE_DATA / "completion.plan", heldout)
+    for metric in ("ssim", "parsing_acc", "garment_iou"):
+        assert got[metric] >= ref[metric] - SSIM_MARGIN, (metric, got, ref)
+        assert got[metric] > q["mean_fill"][metric], (metric, got, q["mean_fill"])

@@ -1,6 +1,6 @@
-"""Make the demo media shipped in ``models/demo/`` (reproducible; run once, output committed).
+"""Make the demo media shipped in ``pyposert/data/demo/`` (reproducible; run once, output committed).
 
-    python -m training.demo_media [--out models/demo] [--seed 7]
+    python -m training.demo_media [--out pyposert/data/demo] [--seed 7]
 
 Writes:
 - ``person.png``: a held-out synthetic person (an 'eval' identity the shipped models never
@@ -86,7 +86,7 @@ def make(out: Path, seed: int = 7, driving_count: int = 40) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.demo_media", description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="models/demo")
+    ap.add_argument("--out", default="pyposert/data/demo")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
     info = make(Path(args.out), args.seed)

@@ -1,4 +1,4 @@
-"""Fashion completion (seed 002) on the training side: the model's structure and equations,
+"""Fashion completion on the training side: the model's structure and equations,
 the erased-garment sampler, the trainer (checkpoint, exact resume, CLI), evaluation, and the
 export -> Engine.complete round trip against torch, on tiny configurations."""
 
