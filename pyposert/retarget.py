@@ -262,6 +262,7 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
         normalizer = SkeletonNormalizer(src.photo_keypoints, photo_size, keep_bone_lengths=keep_bone_lengths,
                                         size=normalize_size)
     smoother = PoseSmoother(enabled=smoothing)
+    last_result: Optional[np.ndarray] = None  # the last frame rendered, shown again for a frame without a usable pose
     required = tuple(getattr(engine, "required_joints", REQUIRED_JOINTS))  # the engine's minimum
     fps_out = float(driving.fps) if driving.fps and driving.fps > 0 else 25.0
 
@@ -364,10 +365,14 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
             # Normalised poses are in the photo's pixels; others in the driving frame's.
             target, target_size = (normalizer(pose), None) if normalizer is not None else (pose, frame.frame_size)
             t2 = time.perf_counter()
-            if target is None:  # nobody seen yet: show the photo unchanged
-                result = np.ascontiguousarray(source_image_bgr)
+            if target is not None and not has_minimum(target, required):
+                # Fitted onto the photo, a neck or hip can land above or left of it (negative:
+                # missing); such a frame is shown like the last one instead of stopping the run.
+                target = None
+            if target is None:  # nobody seen yet (or no usable pose): the last result, or the photo
+                result = last_result if last_result is not None else np.ascontiguousarray(source_image_bgr)
             else:
-                result = src.run(target, pose_size=target_size, output_size="source")
+                result = last_result = src.run(target, pose_size=target_size, output_size="source")
             t3 = time.perf_counter()
             stages["pose"].append(t1 - t0)
             stages["smooth"].append(t2 - t1)

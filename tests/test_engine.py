@@ -305,7 +305,7 @@ def _bad_calls(image: np.ndarray, pose: np.ndarray) -> list[tuple[str, Callable[
     no_hips = pose.copy()
     no_hips[[8, 11]] = np.nan  # NaN is missing (the one convention); the hips are required
     no_neck = pose.copy()
-    no_neck[1] = -1
+    no_neck[[1, 2]] = -1  # without a shoulder the neck cannot be put between the shoulders either
     return [
         ("empty", lambda e: e.run(np.zeros((0, 0, 3), np.uint8), pose, pose), "empty"),
         ("grey", lambda e: e.run(image[..., 0], pose, pose), "grey"),

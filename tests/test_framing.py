@@ -85,8 +85,9 @@ def test_few_joints_use_the_whole_photo() -> None:
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from pyposert import Engine
 
+    # required_joints=(): single-joint target poses paint where one joint lands.
     return Engine(heatmap_max_onnx(tmp_path_factory.mktemp("stub") / "stub.onnx", H, W), backend="onnxruntime",
-                  threads=1)
+                  threads=1, required_joints=())
 
 
 def test_engine_frames_by_default(engine: Any, rng: np.random.Generator) -> None:
