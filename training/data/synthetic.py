@@ -20,8 +20,31 @@ and leg first in turned views). Drawing happens on a 2x supersampled canvas whos
 carries the parsing label of every pixel drawn, then is box-filtered down (anti-aliasing), so
 labels, silhouette and pixels come from the same rasterisation.
 
+What a pair teaches (issue 13: warp-guided generators must carry the source photo's texture
+to the new pose and keep its background):
+- **Static camera.** Source and target share one scene (studio backdrop or street / indoor
+  scene, same crop and mirroring) and one light; only the person moves. Outside both people
+  the two images are identical, pixel for pixel. No pair gets a different framing: the
+  product's contract is "keep the source photo's background", so there is nothing to teach
+  by changing it. The person's own placement (scale, shift, mirroring of the real pose) stays
+  per image, because the runtime feeds driving poses at the driving video's scale.
+- **Texture worth carrying.** Garments are solid, striped, checked, dotted, gradient, heather,
+  motif, floral, all-over print (confetti, camouflage, animal spots) or monogram fabrics in the
+  part's own frame, with chest prints that include real text and badges (clipped to the top);
+  hair has strands or curls (styles :data:`HAIR_STYLES`), faces vary in eyes, brows, mouth,
+  beards, glasses and blush. A flat colour per garment misses by ~14 grey levels (median L1,
+  tests/training/test_synthetic.py), twice the pre-issue-13 renderer.
+- **Shading.** One :class:`Light` per pair shades every part as a rounded solid (Lambert, see
+  :func:`_shade`): the shading follows the body, the texture follows the cloth.
+- **Scenes.** 'plain' is the light studio; 'cluttered' walls and grounds are flat, brick, wood,
+  foliage, tiles, plaster or wallpaper (:mod:`training.data.textures`) with windows, signs,
+  poles and passers-by.
+- **Labels.** Textures, prints, shading and scenes never change the 8-class parsing: it comes
+  from the geometry alone (what :mod:`training.data.completion` learns from).
+
 Entry points: :func:`sample_identity`, :func:`render`, :class:`SyntheticPairs`;
 ``python -m training.data.synthetic --bench`` (pairs/s on one core) / ``--grid out.png``.
+``training/data/synthetic_before_after.png`` shows eval pairs 0-7 before and after issue 13.
 """
 
 from __future__ import annotations
@@ -1896,7 +1919,9 @@ class SyntheticPairs:
         height, width: output size (e.g. 128 x 88, 256 x 176).
         split: 'train' or 'eval'.
         seed: base seed.
-        background: 'plain' (studio), 'cluttered' (street), or 'mixed' (per pair, 50 / 50).
+        background: 'plain' (studio), 'cluttered' (street / indoor, flat or textured surfaces),
+            or 'mixed' (per pair, 50 / 50). Either way one scene and one light per pair (static
+            camera): source and target differ only where a person is.
         pose_bank: a :class:`poses.PoseBank` (default :func:`poses.load_pose_bank` of ``poses_dir``).
         length: nominal ``len()`` (the source is unbounded; any non-negative index works).
         same_subject_prob: chance that source and target poses come from one real person
