@@ -1826,12 +1826,12 @@ def _shade(image: np.ndarray, parsing: np.ndarray, light: Light, unit_px: float)
     two images of a pair. The factor is normalised to 1 for a surface facing the camera, so
     mean colours stay close to the unshaded ones.
     """
-    ys, xs = np.nonzero(parsing[::2, ::2])  # bounding box of the person (coarse, then padded)
-    if len(ys) == 0:
+    bx, by, bw, bh = cv2.boundingRect(parsing)  # the person's box (non-zero labels), padded
+    if bw == 0 or bh == 0:
         return
     H, W = parsing.shape
-    y0, y1 = max(int(ys.min()) * 2 - 3, 0), min(int(ys.max()) * 2 + 5, H)
-    x0, x1 = max(int(xs.min()) * 2 - 3, 0), min(int(xs.max()) * 2 + 5, W)
+    y0, y1 = max(by - 3, 0), min(by + bh + 3, H)
+    x0, x1 = max(bx - 3, 0), min(bx + bw + 3, W)
     p = parsing[y0:y1, x0:x1]
     # Large frames: normals from the parsing at half resolution (a quarter of the work), the
     # factor upsampled smoothly; shading is low-frequency, so nothing visible is lost.
