@@ -242,7 +242,8 @@ def _outside_both(p: dict, grow: int = 2) -> np.ndarray:
     return cv2.dilate(p["source_silhouette"] | p["target_silhouette"], k) == 0
 
 
-@pytest.mark.parametrize("background,clutter_bank", [("plain", 256), ("cluttered", 4), ("cluttered", 0), ("mixed", 256)])
+@pytest.mark.parametrize("background,clutter_bank",
+                         [("plain", 256), ("cluttered", 4), ("cluttered", 0), ("mixed", 256)])
 def test_pair_shares_its_background(bank, background, clutter_bank):
     """Static camera: outside both people the two images are identical, pixel for pixel."""
     pairs = _pairs(bank, background=background, clutter_bank=clutter_bank)
@@ -366,7 +367,8 @@ def test_chest_text_stays_on_the_top():
         if ident.top.fabric.pattern != "solid" or ident.top.kind == "tank":
             continue
         for shape in (5, 6):
-            with_text = dataclasses.replace(ident, top=dataclasses.replace(ident.top, print_shape=shape, print_size=0.16))
+            with_text = dataclasses.replace(ident, top=dataclasses.replace(ident.top, print_shape=shape,
+                                                                           print_size=0.16))
             no_text = dataclasses.replace(ident, top=dataclasses.replace(ident.top, print_shape=-1))
             a = S.render(with_text, kp, 2 * H, 2 * W, 0, background=black, light=False)
             b = S.render(no_text, kp, 2 * H, 2 * W, 0, background=black, light=False)

@@ -179,7 +179,7 @@ class Fabric:
     """A garment's material: a periodic texture in the garment's own (part) coordinates.
 
     Attributes:
-        pattern: one of TOP_PATTERNS / BOTTOM_PATTERNS.
+        pattern: one of TOP_PATTERNS / BOTTOM_PATTERNS ('hair' for an identity's hair).
         colors: the RGB colours used.
         tile: uint8 ``[32, 32, 3]`` RGB, periodic in both axes. Rows run ALONG a part (u, from
             its proximal joint outwards / from the shoulders down), columns ACROSS it (v).
@@ -631,7 +631,8 @@ def _chest_text(rng: np.random.Generator) -> str:
         if rng.random() < 0.6:
             lines.append(_WORDS[int(rng.integers(len(_WORDS)))])
         else:
-            lines.append("".join(tp.LETTERS[int(rng.integers(len(tp.LETTERS)))] for _ in range(int(rng.integers(3, 7)))))
+            n = int(rng.integers(3, 7))
+            lines.append("".join(tp.LETTERS[int(rng.integers(len(tp.LETTERS)))] for _ in range(n)))
     return "\n".join(lines)
 
 
