@@ -20,8 +20,31 @@ and leg first in turned views). Drawing happens on a 2x supersampled canvas whos
 carries the parsing label of every pixel drawn, then is box-filtered down (anti-aliasing), so
 labels, silhouette and pixels come from the same rasterisation.
 
+What a pair teaches (issue 13: warp-guided generators must carry the source photo's texture
+to the new pose and keep its background):
+- **Static camera.** Source and target share one scene (studio backdrop or street / indoor
+  scene, same crop and mirroring) and one light; only the person moves. Outside both people
+  the two images are identical, pixel for pixel. No pair gets a different framing: the
+  product's contract is "keep the source photo's background", so there is nothing to teach
+  by changing it. The person's own placement (scale, shift, mirroring of the real pose) stays
+  per image, because the runtime feeds driving poses at the driving video's scale.
+- **Texture worth carrying.** Garments are solid, striped, checked, dotted, gradient, heather,
+  motif, floral, all-over print (confetti, camouflage, animal spots) or monogram fabrics in the
+  part's own frame, with chest prints that include real text and badges (clipped to the top);
+  hair has strands or curls (styles :data:`HAIR_STYLES`), faces vary in eyes, brows, mouth,
+  beards, glasses and blush. A flat colour per garment misses by ~14 grey levels (median L1,
+  tests/training/test_synthetic.py), twice the pre-issue-13 renderer.
+- **Shading.** One :class:`Light` per pair shades every part as a rounded solid (Lambert, see
+  :func:`_shade`): the shading follows the body, the texture follows the cloth.
+- **Scenes.** 'plain' is the light studio; 'cluttered' walls and grounds are flat, brick, wood,
+  foliage, tiles, plaster or wallpaper (:mod:`training.data.textures`) with windows, signs,
+  poles and passers-by.
+- **Labels.** Textures, prints, shading and scenes never change the 8-class parsing: it comes
+  from the geometry alone (what :mod:`training.data.completion` learns from).
+
 Entry points: :func:`sample_identity`, :func:`render`, :class:`SyntheticPairs`;
 ``python -m training.data.synthetic --bench`` (pairs/s on one core) / ``--grid out.png``.
+``training/data/synthetic_before_after.png`` shows eval pairs 0-7 before and after issue 13.
 """
 
 from __future__ import annotations
@@ -40,6 +63,7 @@ import cv2
 import numpy as np
 
 from . import poses as P
+from . import textures as tp
 from .masks import body_mask
 
 # --------------------------------------------------------------------------------------------
@@ -75,8 +99,11 @@ _SKIN_RAMP = np.array([(255, 226, 204), (241, 199, 168), (226, 176, 140), (199, 
                        (163, 108, 74), (122, 78, 52), (86, 56, 40)], np.float64)
 _HAIR_COLOURS: tuple[RGB, ...] = ((22, 18, 16), (40, 28, 20), (66, 44, 28), (102, 70, 42),
                                   (150, 112, 66), (208, 174, 112), (132, 58, 30), (150, 150, 148),
-                                  (225, 222, 212))
-_HAIR_P = (0.27, 0.2, 0.15, 0.1, 0.06, 0.08, 0.06, 0.06, 0.02)
+                                  (225, 222, 212), (168, 84, 40), (236, 226, 196), (92, 50, 34))
+_HAIR_P = (0.24, 0.18, 0.14, 0.09, 0.06, 0.07, 0.05, 0.06, 0.02, 0.04, 0.02, 0.03)
+# Short words and fake brands for chest text (any letters would do; words read as text).
+_WORDS = ("SPORT", "NYC", "LOVE", "1987", "CLUB", "WILD", "ZEN", "ROCK", "ATHL", "MODE", "PARIS", "SURF",
+          "NO.9", "TEAM", "CITY", "OK", "HELLO", "EST 04", "BASIC", "ROMA")
 _GARMENT_COLOURS: tuple[RGB, ...] = (
     (24, 24, 28), (238, 238, 232), (128, 128, 130), (70, 72, 78), (30, 40, 82), (64, 94, 146),
     (212, 192, 160), (160, 140, 102), (86, 96, 52), (112, 26, 42), (198, 32, 44), (236, 160, 182),
@@ -138,10 +165,13 @@ def _contrasting(rng: np.random.Generator, c: RGB) -> RGB:
 # Fabrics: periodic tiles in part coordinates
 # --------------------------------------------------------------------------------------------
 
-TOP_PATTERNS = ("solid", "hstripes", "vstripes", "checks", "dots", "gradient", "heather", "motif")
-_TOP_PATTERN_P = (0.3, 0.13, 0.08, 0.1, 0.1, 0.08, 0.09, 0.12)
-BOTTOM_PATTERNS = ("solid", "denim", "heather", "checks", "vstripes", "hstripes", "dots")
-_BOTTOM_PATTERN_P = (0.42, 0.28, 0.1, 0.07, 0.05, 0.04, 0.04)
+# Textured patterns (floral, all-over prints, monograms) carry high-frequency detail that a
+# flat-colour guess cannot reproduce: they make "carry the source's texture" measurable.
+TOP_PATTERNS = ("solid", "hstripes", "vstripes", "checks", "dots", "gradient", "heather", "motif",
+                "floral", "print", "monogram")
+_TOP_PATTERN_P = (0.16, 0.1, 0.06, 0.09, 0.07, 0.05, 0.07, 0.08, 0.12, 0.12, 0.08)
+BOTTOM_PATTERNS = ("solid", "denim", "heather", "checks", "vstripes", "hstripes", "dots", "floral", "print")
+_BOTTOM_PATTERN_P = (0.3, 0.26, 0.08, 0.07, 0.05, 0.04, 0.04, 0.08, 0.08)
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,7 +179,7 @@ class Fabric:
     """A garment's material: a periodic texture in the garment's own (part) coordinates.
 
     Attributes:
-        pattern: one of TOP_PATTERNS / BOTTOM_PATTERNS.
+        pattern: one of TOP_PATTERNS / BOTTOM_PATTERNS ('hair' for an identity's hair).
         colors: the RGB colours used.
         tile: uint8 ``[32, 32, 3]`` RGB, periodic in both axes. Rows run ALONG a part (u, from
             its proximal joint outwards / from the shoulders down), columns ACROSS it (v).
@@ -165,6 +195,16 @@ class Fabric:
     texels_per_unit: float
     mean: RGB
     _labelled: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _scaled: dict[float, "Fabric"] = field(default_factory=dict, repr=False)
+
+    def scaled(self, k: float) -> "Fabric":
+        """This fabric with every texel multiplied by ``k`` (cached: hair uses two tones)."""
+        out = self._scaled.get(k)
+        if out is None:
+            t8 = np.clip(self.tile.astype(np.float32) * k + 0.5, 0, 255).astype(np.uint8)
+            out = self._scaled[k] = Fabric(self.pattern, self.colors, t8, self.texels_per_unit,
+                                           _scale_rgb(self.mean, k))
+        return out
 
     def labelled(self, label: int) -> np.ndarray:
         """The tile repeated 6 x 6 with a constant 4th channel = parsing label
@@ -269,12 +309,96 @@ def make_fabric(rng: np.random.Generator, pattern: str, base: RGB | None = None)
                         _draw_motif(t8, shape, cx + ox, cy + oy, size, c2)
         tile = t8.astype(np.float32)
         colors = (c1, c2)
+    elif pattern == "floral":
+        tile, colors, tpu = _floral_tile(rng, a1, c1, c2)
+    elif pattern == "print":
+        tile, colors, tpu = _print_tile(rng, a1, c1, c2)
+    elif pattern == "monogram":
+        tile, colors, tpu = _monogram_tile(rng, a1, c1, c2)
     else:  # solid: faint weave so flat areas are not perfectly flat
         tile *= 1.0 + 0.025 * rng.normal(0.0, 1.0, (_T, _T, 1)).astype(np.float32)
         tpu = rng.uniform(60.0, 90.0)
     t8 = np.clip(tile + 0.5, 0, 255).astype(np.uint8)
     mean = _clip_rgb(cv2.mean(t8))
     return Fabric(pattern, colors, t8, float(tpu), mean)
+
+
+def _floral_tile(rng: np.random.Generator, a1: np.ndarray, c1: RGB, c2: RGB
+                 ) -> tuple[np.ndarray, tuple[RGB, ...], float]:
+    """Scattered flowers (petals, centres) and leaves on a ground colour, wrapped periodically."""
+    tile = np.empty((_T, _T, 3), np.float32)
+    tile[:] = a1
+    c3 = _contrasting(rng, c2)  # flower centres
+    leaf = _clip_rgb((rng.uniform(40, 110), rng.uniform(90, 160), rng.uniform(40, 90)))
+    extra = _garment_colour(rng)  # a second flower colour
+    n = int(rng.integers(3, 7))
+    radius = int(rng.integers(4, 8))
+    for k in range(n):
+        cy, cx = rng.uniform(0, _T), rng.uniform(0, _T)
+        if rng.random() < 0.7:
+            lr = int(rng.integers(0, 4))
+            tp.paste(tile, tp.leaf_stamp(radius + 2, lr), leaf, cy + radius * 0.7, cx + radius * 0.6)
+        petals = (4, 5, 5, 6, 8)[int(rng.integers(5))]
+        pa, ca = tp.flower_stamp(petals, max(radius + int(rng.integers(-1, 2)), 3), int(rng.integers(8)))
+        tp.paste(tile, pa, c2 if k % 2 == 0 else extra, cy, cx)
+        tp.paste(tile, ca, c3, cy, cx)
+    # Small fillers (dots / buds) between the flowers.
+    for _ in range(int(rng.integers(2, 7))):
+        tp.paste(tile, tp.shape_stamp(0, 2, 0), c3, rng.uniform(0, _T), rng.uniform(0, _T))
+    tpu = _T / rng.uniform(0.4, 0.75)  # one tile = 0.4 .. 0.75 torso lengths
+    return tile, (c1, c2, c3, leaf, extra), tpu
+
+
+def _print_tile(rng: np.random.Generator, a1: np.ndarray, c1: RGB, c2: RGB
+                ) -> tuple[np.ndarray, tuple[RGB, ...], float]:
+    """All-over print: confetti of small shapes, camouflage, or animal spots."""
+    tile = np.empty((_T, _T, 3), np.float32)
+    tile[:] = a1
+    kind = int(rng.integers(3))
+    c3 = _garment_colour(rng)
+    if kind == 0:  # confetti: many small shapes in two or three colours
+        for k in range(int(rng.integers(8, 15))):
+            shape = int(rng.integers(6))
+            col = (c2, c3)[k % 2]
+            tp.paste(tile, tp.shape_stamp(shape, int(rng.integers(3, 7)), int(rng.integers(12))), col,
+                     rng.uniform(0, _T), rng.uniform(0, _T))
+        tpu = _T / rng.uniform(0.35, 0.6)
+    elif kind == 1:  # camouflage: periodic smooth noise quantised into 3 - 4 colour regions
+        noise = tp.periodic_noise(rng, _T, int(rng.integers(3, 6)))
+        c4 = _mix(c1, c2, 0.5)
+        cols = np.asarray((c1, c4, c2, c3), np.float32)
+        level = np.digitize(noise, np.array([-0.3, 0.1, 0.45], np.float32))
+        tile[:] = cols[level]
+        tpu = _T / rng.uniform(0.45, 0.8)
+    else:  # animal spots: a dark broken ring around a mid-tone core
+        dark = _scale_rgb(c2, 0.35)
+        for _ in range(int(rng.integers(5, 9))):
+            cy, cx = rng.uniform(0, _T), rng.uniform(0, _T)
+            size = int(rng.integers(5, 9))
+            rot = int(rng.integers(12))
+            tp.paste(tile, tp.shape_stamp(5, size, rot), dark, cy, cx)
+            tp.paste(tile, tp.shape_stamp(5, max(size - 3, 2), rot), c2, cy, cx)
+        tpu = _T / rng.uniform(0.4, 0.7)
+    return tile, (c1, c2, c3), tpu
+
+
+def _monogram_tile(rng: np.random.Generator, a1: np.ndarray, c1: RGB, c2: RGB
+                   ) -> tuple[np.ndarray, tuple[RGB, ...], float]:
+    """Repeated letters (a logo-print / monogram): one or two glyphs on a half-drop lattice."""
+    tile = np.empty((_T, _T, 3), np.float32)
+    tile[:] = a1
+    glyphs = [tp.LETTERS[int(rng.integers(len(tp.LETTERS)))] for _ in range(2)]
+    size = int(rng.integers(6, 10))
+    bold = bool(rng.random() < 0.5)
+    # Glyphs in every lattice cell (alternating), or glyphs and small accent marks.
+    accents = rng.random() < 0.4
+    for i, (cy, cx) in enumerate(((8.0, 8.0), (24.0, 24.0), (8.0, 24.0), (24.0, 8.0))):
+        if i < 2 or not accents:
+            tp.paste(tile, tp.text_stamp(glyphs[i % 2], size, bold), c2, cy, cx)
+        else:
+            tp.paste(tile, tp.shape_stamp(int(rng.integers(4)), 4, int(rng.integers(12))), c2, cy, cx)
+    tpu = _T / rng.uniform(0.4, 0.6)
+    return tile, (c1, c2), tpu
 
 
 def _draw_motif(img: np.ndarray, shape: int, cx: float, cy: float, r: float, color: RGB) -> None:
@@ -299,7 +423,8 @@ def _draw_motif(img: np.ndarray, shape: int, cx: float, cy: float, r: float, col
 # Identity: everything about the person except the pose
 # --------------------------------------------------------------------------------------------
 
-HAIR_STYLES = ("short", "buzz", "bob", "long", "ponytail", "bun")
+HAIR_STYLES = ("short", "buzz", "bob", "long", "ponytail", "bun", "curly")
+BEARDS = ("none", "stubble", "moustache", "beard")
 TOP_KINDS = ("tank", "tee", "elbow", "three_quarter", "long")
 _SLEEVE = {"tank": 0.0, "tee": 0.45, "elbow": 1.0, "three_quarter": 1.55, "long": 1.97}
 
@@ -308,7 +433,9 @@ _SLEEVE = {"tank": 0.0, "tee": 0.45, "elbow": 1.0, "three_quarter": 1.55, "long"
 class Top:
     """Upper garment. ``sleeve`` is arm coverage: 0 none, 1 = to the elbow, 2 = to the wrist.
     ``hem`` is the torso level of the hem (0 shoulder line, 1 hip line); ``loose`` extra
-    half-width in body units; ``print_shape`` a chest print (-1 none) seen from the front only."""
+    half-width in body units; ``print_shape`` a chest print (-1 none) seen from the front only:
+    0 star, 1 ring, 2 bars, 3 band, 4 triangle, 5 text (``print_text``, one or two lines),
+    6 badge (disc with text), 7 slanted-bars logo."""
 
     kind: str
     sleeve: float
@@ -320,6 +447,7 @@ class Top:
     print_shape: int
     print_color: RGB
     print_size: float
+    print_text: str = ""  # lines separated by "\n" (shapes 5 and 6)
 
 
 @dataclass(frozen=True, eq=False)
@@ -367,6 +495,14 @@ class Identity:
     sole: RGB
     hat: str | None  # None | "cap" | "beanie"
     hat_color: RGB
+    # Texture and face details (hair strands / curls, facial hair, glasses, proportions).
+    hair_fabric: Fabric
+    beard: str  # one of BEARDS
+    glasses: RGB | None  # frame colour, None = no glasses
+    eye_size: float  # multiplier of the eye size
+    brow: float  # eyebrow thickness multiplier
+    mouth: float  # mouth width multiplier
+    blush: float  # cheek colour strength 0 .. 0.3
 
 
 def sample_identity(rng: np.random.Generator | int) -> Identity:
@@ -392,15 +528,15 @@ def sample_identity(rng: np.random.Generator | int) -> Identity:
         r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.4, 0.8), rng.uniform(0.4, 0.9))
         hair = _clip_rgb((r * 255, g * 255, b * 255))
     if fem:
-        style = HAIR_STYLES[_pick(rng, (0.1, 0.0, 0.22, 0.4, 0.16, 0.12))]
+        style = HAIR_STYLES[_pick(rng, (0.08, 0.0, 0.2, 0.36, 0.14, 0.1, 0.12))]
     else:
-        style = HAIR_STYLES[_pick(rng, (0.55, 0.25, 0.06, 0.08, 0.04, 0.02))]
+        style = HAIR_STYLES[_pick(rng, (0.46, 0.22, 0.06, 0.08, 0.04, 0.02, 0.12))]
 
     # Upper garment.
     top_kind = TOP_KINDS[_pick(rng, (0.14, 0.4, 0.08, 0.12, 0.26))]
     top_pattern = TOP_PATTERNS[_pick(rng, _TOP_PATTERN_P)]
     top_fabric = make_fabric(rng, top_pattern)
-    has_print = top_pattern in ("solid", "heather") and rng.random() < 0.45
+    has_print = top_pattern in ("solid", "heather", "gradient") and rng.random() < 0.55
     top = Top(
         kind=top_kind,
         sleeve=_SLEEVE[top_kind] + (rng.uniform(-0.12, 0.1) if top_kind != "tank" else 0.0),
@@ -409,9 +545,10 @@ def sample_identity(rng: np.random.Generator | int) -> Identity:
         neckline=("round", "v", "crew")[int(rng.integers(3))],
         neck_depth=rng.uniform(0.06, 0.26),
         fabric=top_fabric,
-        print_shape=int(rng.integers(5)) if has_print else -1,
+        print_shape=_pick(rng, (0.1, 0.1, 0.08, 0.1, 0.1, 0.3, 0.12, 0.1)) if has_print else -1,
         print_color=_contrasting(rng, top_fabric.mean),
         print_size=rng.uniform(0.09, 0.17),
+        print_text=_chest_text(rng),
     )
 
     # Lower garment (or the skirt of a dress).
@@ -477,7 +614,55 @@ def sample_identity(rng: np.random.Generator | int) -> Identity:
         sole=(235, 235, 230) if rng.random() < 0.5 else _scale_rgb(shoes, 0.6),
         hat=hat,
         hat_color=_garment_colour(rng),
+        hair_fabric=_hair_fabric(rng, hair, style),
+        beard=BEARDS[_pick(rng, (0.55, 0.2, 0.1, 0.15))] if not fem else "none",
+        glasses=(_garment_colour(rng) if rng.random() < 0.5 else (20, 20, 22)) if rng.random() < 0.18 else None,
+        eye_size=rng.uniform(0.8, 1.25),
+        brow=rng.uniform(0.7, 1.5),
+        mouth=rng.uniform(0.8, 1.25),
+        blush=rng.uniform(0.0, 0.3) if rng.random() < 0.4 else 0.0,
     )
+
+
+def _chest_text(rng: np.random.Generator) -> str:
+    """One or two short lines: a word from _WORDS or random letters (3 - 6)."""
+    lines = []
+    for _ in range(1 + int(rng.random() < 0.35)):
+        if rng.random() < 0.6:
+            lines.append(_WORDS[int(rng.integers(len(_WORDS)))])
+        else:
+            n = int(rng.integers(3, 7))
+            lines.append("".join(tp.LETTERS[int(rng.integers(len(tp.LETTERS)))] for _ in range(n)))
+    return "\n".join(lines)
+
+
+def _hair_fabric(rng: np.random.Generator, hair: RGB, style: str) -> Fabric:
+    """Hair as a texture in the head frame (rows run down the head, columns across it): strands
+    of varying brightness, optional highlights; curls (rings) for curly hair."""
+    tile = np.empty((_T, _T, 3), np.float32)
+    tile[:] = np.asarray(hair, np.float32)
+    light = _mix(hair, (235, 215, 170), rng.uniform(0.25, 0.55))
+    if style == "curly":
+        tile *= 1.0 + 0.1 * tp.periodic_noise(rng, _T, 4)[:, :, None]
+        dark = _scale_rgb(hair, 0.6)
+        for _ in range(int(rng.integers(10, 16))):
+            tp.paste(tile, tp.shape_stamp(3, int(rng.integers(4, 7)), 0), dark if rng.random() < 0.6 else light,
+                     rng.uniform(0, _T), rng.uniform(0, _T))
+        tpu = _T / rng.uniform(0.18, 0.3)
+    else:
+        strands = rng.normal(0.0, 1.0, _T).astype(np.float32)
+        strands = 0.5 * strands + 0.25 * np.roll(strands, 1) + 0.25 * np.roll(strands, -1)
+        tile *= (1.0 + 0.16 * strands)[None, :, None]
+        tile *= (1.0 + 0.05 * rng.normal(0.0, 1.0, (_T, 1, 1))).astype(np.float32)
+        if rng.random() < 0.25:  # highlights: a few lighter strands
+            cols = rng.integers(0, _T, int(rng.integers(3, 7)))
+            tile[:, cols] = tile[:, cols] * 0.4 + np.asarray(light, np.float32) * 0.6
+        tpu = _T / rng.uniform(0.22, 0.4)
+    t8 = np.clip(tile + 0.5, 0, 255).astype(np.uint8)
+    return Fabric("hair", (hair,), t8, float(tpu), _clip_rgb(cv2.mean(t8)))
+
+
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -862,6 +1047,34 @@ class _Painter:
         cv2.fillPoly(mask, [qi], 1, cv2.LINE_8, _SHIFT, (-(x0 << _SHIFT), -(y0 << _SHIFT)))
         cv2.copyTo(tex, mask, self.img[y0:y1, x0:x1])
 
+    def outline(self, pts: np.ndarray, colour: RGB, thickness: float, label: int) -> None:
+        """Closed thin outline (spectacle frames)."""
+        cv2.polylines(self.img, [self._canvas_pts(pts)], True, (*colour, label), max(1, int(round(thickness * SS))),
+                      cv2.LINE_8, _SHIFT)
+
+    def decal(self, alpha: np.ndarray, colour: RGB, label: int, centre: np.ndarray, ax: np.ndarray,
+              ay: np.ndarray) -> None:
+        """Blend ``colour`` through the uint8 mask ``alpha`` [h, w] mapped onto the parallelogram
+        centre +- ax (sprite width) +- ay (sprite height), output pixels. Only pixels already
+        labelled ``label`` are painted and no label changes: a print never leaves its garment,
+        and the parsing map is exactly the garment's."""
+        h, w = alpha.shape
+        A = np.column_stack([ax * (2.0 * SS / w), ay * (2.0 * SS / h)])  # sprite px -> canvas px
+        t = centre * SS + (SS - 1) / 2.0 - A @ np.array([w / 2.0, h / 2.0])
+        corners = A @ np.array([[0.0, w, 0.0, w], [0.0, 0.0, h, h]]) + t[:, None]
+        H2, W2 = self.img.shape[:2]
+        x0, y0 = max(int(math.floor(corners[0].min())), 0), max(int(math.floor(corners[1].min())), 0)
+        x1, y1 = min(int(math.ceil(corners[0].max())) + 1, W2), min(int(math.ceil(corners[1].max())) + 1, H2)
+        if x1 <= x0 or y1 <= y0:
+            return
+        M = np.hstack([A, (t - np.array([x0, y0]))[:, None]])
+        a = cv2.warpAffine(alpha, M, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        region = self.img[y0:y1, x0:x1]
+        af = (a.astype(np.float32) * (1.0 / 255.0)) * (region[:, :, 3] == label)
+        rgb = region[:, :, :3].astype(np.float32)
+        rgb += (np.asarray(colour, np.float32) - rgb) * af[:, :, None]
+        region[:, :, :3] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
     def line(self, a: np.ndarray, b: np.ndarray, colour: RGB, thickness: float, label: int) -> None:
         """Thin stroke (face details); anti-aliased by the supersampling."""
         qa = self._canvas_pts(a)
@@ -1140,9 +1353,42 @@ def _chest_print(scene: _Scene, z: float, torso: _Torso, top: Top, b: Body) -> N
     elif shape == 3:  # band across the chest
         pts = torso.outline(0.22, 0.22 + top.print_size, top.loose - 0.005)
         scene.poly(z, pts, col, TOP, rim=False)
-    else:  # triangle / logo
+    elif shape == 4:  # triangle / logo
         pts = np.stack([c - along, c + across + along * 0.7, c - across + along * 0.7])
         scene.poly(z, pts, col, TOP, rim=False)
+    elif shape in (5, 6):  # text lines (6: in a badge), foreshortened with the torso
+        alpha = _text_sprite(top.print_text, top.print_size > 0.13)
+        h, w = alpha.shape
+        ua, uc = along / max(np.hypot(*along), 1e-6), across / max(np.hypot(*across), 1e-6)
+        half_h = top.print_size * s * (0.45 if shape == 5 else 0.3) * (1 + top.print_text.count("\n"))
+        half_w = half_h * w / h
+        limit = (0.3 if shape == 5 else 0.2) * s
+        if half_w > limit:  # keep the text on the chest
+            half_h, half_w = half_h * limit / half_w, limit
+        if shape == 6:
+            r = max(half_w, half_h) * 1.35
+            scene.poly(z, _ellipse(c, uc * r * b.cos_t, ua * r), col, TOP, rim=False)
+            col = top.fabric.mean
+        scene.add(z + 1e-5, lambda p: p.decal(alpha, col, TOP, c, uc * half_w * b.cos_t, ua * half_h))
+    else:  # three slanted bars (sports logo)
+        for i in range(3):
+            o = c + across * (i - 1) * 0.62
+            h = 0.55 + 0.25 * i
+            pts = np.stack([o - across * 0.22 + along * 0.6, o + across * 0.22 + along * 0.6,
+                            o + across * 0.5 + along * (0.6 - 1.2 * h), o + across * 0.06 + along * (0.6 - 1.2 * h)])
+            scene.poly(z, pts, col, TOP, rim=False)
+
+
+@lru_cache(maxsize=512)
+def _text_sprite(text: str, bold: bool) -> np.ndarray:
+    """uint8 alpha [h, w] of (possibly two-line) text, lines centred (see :func:`textures.text_stamp`)."""
+    lines = [tp.text_stamp(t, 14, bold) for t in text.split("\n")]
+    w = max(a.shape[1] for a in lines)
+    rows = []
+    for a in lines:
+        pad = w - a.shape[1]
+        rows.append(np.pad(a, ((0, 0), (pad // 2, pad - pad // 2))))
+    return np.clip(np.concatenate(rows, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 @lru_cache(maxsize=16)
@@ -1163,14 +1409,16 @@ def _build_head(scene: _Scene, ident: Identity, b: Body) -> None:
     rx, ry = HEAD_RX * s * ident.head, HEAD_RY * s * ident.head
     face_col = ident.skin
     hair = ident.hair
-    hair_dark = _scale_rgb(hair, 0.88)
+    hf = ident.hair_fabric  # strands / curls, mapped in the head frame (rows run down the head)
+    hfd = hf.scaled(0.88)
     style = ident.hair_style
     # Turned heads show more of the back of the skull (hair) on the side away from the face.
     away = -b.h * (1.0 if b.sin_t > 0 else -1.0) if abs(b.sin_t) > 0.2 else np.zeros(2)
     turn = abs(b.sin_t)
     cc = c + up * 0.05 * ry + away * (0.15 * rx * turn)  # centre of the hair mass
+    hframe: _Frame = (cc + up * ry * 1.1, -up, rt, s, 0.0)
 
-    def crown(z: float, lo: float, scale: float, bulge: float, colour: RGB, tilt: float = 0.0,
+    def crown(z: float, lo: float, scale: float, bulge: float, colour: RGB | Fabric, tilt: float = 0.0,
               label: int = FACE_HAIR) -> None:
         """Hair over the top of the head down to head-frame height ``lo`` (-1 chin .. 1 top),
         closed by a curved hairline (``bulge`` > 0 arches up, < 0 dips down)."""
@@ -1180,7 +1428,7 @@ def _build_head(scene: _Scene, ident: Identity, b: Body) -> None:
         arc = _arc(cc, ax, ay, t0, t1, 14)
         ctrl = (arc[0] + arc[-1]) / 2 + up * ry * bulge
         pts = np.concatenate([arc, _bezier(arc[-1], ctrl, arc[0])[1:-1]])
-        scene.poly(z, pts, colour, label)
+        scene.poly(z, pts, colour, label, hframe if isinstance(colour, Fabric) else None)
 
     def falling(z: float, length: float, width: float) -> None:
         """Hair falling from the head: a rounded top plus straight sides down to ``length``."""
@@ -1188,16 +1436,25 @@ def _build_head(scene: _Scene, ident: Identity, b: Body) -> None:
         bottom = c - up * ry * length
         ends = _bezier(bottom - rt * rx * width * 0.85, bottom - up * ry * 0.3, bottom + rt * rx * width * 0.85)
         pts = np.concatenate([top_pts, ends])
-        scene.poly(z, pts, hair_dark, FACE_HAIR)
+        scene.poly(z, pts, hfd, FACE_HAIR, hframe)
+
+    def curls(z: float, paint: Fabric) -> None:
+        """Curly hair: a bumpy round mass around the skull."""
+        t = np.linspace(0.0, 2.0 * math.pi, 36, endpoint=False)[:, None]
+        r = 1.0 + 0.07 * np.cos(t * 11.0)
+        pts = cc + up * ry * 0.12 + np.cos(t) * r * rt * rx * 1.42 + np.sin(t) * r * up * ry * 1.22
+        scene.poly(z, pts, paint, FACE_HAIR, hframe)
 
     if b.face:
         if style in ("long", "bob"):
             falling(-0.6, ident.hair_length, 1.22 if style == "long" else 1.2)
         if style == "ponytail" and turn > 0.3:
             tail = c + away * rx * 1.05
-            scene.poly(-0.6, _tube(tail, tail - up * ry * 1.6, 0.2 * rx, 0.12 * rx), hair, FACE_HAIR)
-        if style != "buzz":  # hair around the face, down to the ears
-            crown(0.0499, -0.28 if style in ("short", "ponytail", "bun") else -0.55, 1.1, 0.0, hair_dark)
+            scene.poly(-0.6, _tube(tail, tail - up * ry * 1.6, 0.2 * rx, 0.12 * rx), hf, FACE_HAIR, hframe)
+        if style == "curly":
+            curls(0.0499, hfd)
+        elif style != "buzz":  # hair around the face, down to the ears
+            crown(0.0499, -0.28 if style in ("short", "ponytail", "bun") else -0.55, 1.1, 0.0, hfd)
         scene.poly(0.05, _ellipse(c, rt * rx, up * ry), face_col, FACE_HAIR)
         for ear in (P.R_EAR, P.L_EAR):
             if b.known[ear]:
@@ -1211,11 +1468,12 @@ def _build_head(scene: _Scene, ident: Identity, b: Body) -> None:
         _face_details(scene, ident, b)
         if style == "bun":
             bun = c + up * ry * 1.0 + away * rx * 0.3
-            scene.poly(0.054, _ellipse(bun, rt * rx * 0.42, up * rx * 0.38), hair, FACE_HAIR)
+            scene.poly(0.054, _ellipse(bun, rt * rx * 0.42, up * rx * 0.38), hf, FACE_HAIR, hframe)
         if style == "buzz":
             crown(0.055, ident.fringe, 1.03, 0.1, _mix(hair, face_col, 0.3), ident.fringe_tilt * 0.3)
         else:
-            crown(0.055, ident.fringe, 1.06, 0.12 - 0.3 * ident.fringe_tilt ** 2 * 4, hair, ident.fringe_tilt)
+            crown(0.055, ident.fringe + (0.12 if style == "curly" else 0.0), 1.06 if style != "curly" else 1.16,
+                  0.12 - 0.3 * ident.fringe_tilt ** 2 * 4, hf, ident.fringe_tilt)
     else:
         # Back of the head: skin (nape, ears), then hair over most of it.
         scene.poly(0.05, _ellipse(c, rt * rx, up * ry), face_col, FACE_HAIR)
@@ -1225,13 +1483,15 @@ def _build_head(scene: _Scene, ident: Identity, b: Body) -> None:
                            _scale_rgb(face_col, 0.92), FACE_HAIR)
         if style in ("long", "bob"):
             falling(0.057, ident.hair_length, 1.12 if style == "long" else 1.1)
+        elif style == "curly":
+            curls(0.057, hf)
         else:
-            crown(0.055, -0.5 if style != "buzz" else -0.35, 1.05, -0.12, hair if style != "buzz"
+            crown(0.055, -0.5 if style != "buzz" else -0.35, 1.05, -0.12, hf if style != "buzz"
                   else _mix(hair, face_col, 0.3))
         if style == "ponytail":
-            scene.poly(0.056, _tube(c, c - up * ry * 1.9, 0.28 * rx, 0.16 * rx), hair, FACE_HAIR)
+            scene.poly(0.056, _tube(c, c - up * ry * 1.9, 0.28 * rx, 0.16 * rx), hf, FACE_HAIR, hframe)
         if style == "bun":
-            scene.poly(0.056, _ellipse(c + up * ry * 0.75, rt * rx * 0.45, up * rx * 0.42), hair, FACE_HAIR)
+            scene.poly(0.056, _ellipse(c + up * ry * 0.75, rt * rx * 0.45, up * rx * 0.42), hf, FACE_HAIR, hframe)
     if ident.hat is not None:
         hc = ident.hat_color
         if ident.hat == "beanie":
@@ -1251,8 +1511,14 @@ def _face_details(scene: _Scene, ident: Identity, b: Body) -> None:
     s, J, up, rt = b.s, b.J, b.head_up, b.head_r
     k = b.known
     z = 0.052
-    eye_r = 0.032 * s
+    eye_r = 0.032 * s * ident.eye_size
     brow = _scale_rgb(ident.hair, 0.75)
+    if ident.blush > 0 and k[P.NOSE]:
+        cheek = _mix(ident.skin, (214, 96, 108), ident.blush)
+        for eye in (P.R_EYE, P.L_EYE):
+            if k[eye]:
+                scene.poly(z - 1e-4, _ellipse(J[eye] - up * 0.07 * s, rt * 0.045 * s, up * 0.028 * s), cheek,
+                           FACE_HAIR, rim=False)
     for eye in (P.R_EYE, P.L_EYE):
         if not k[eye]:
             continue
@@ -1261,13 +1527,31 @@ def _face_details(scene: _Scene, ident: Identity, b: Body) -> None:
         scene.poly(z + 1e-5, _ellipse(e, rt * eye_r * 0.55, up * eye_r * 0.6), ident.eyes, FACE_HAIR, rim=False)
         brow_c = e + up * 0.065 * s
         scene.add(z + 2e-5, lambda p, a=brow_c - rt * 0.042 * s, c2=brow_c + rt * 0.042 * s:
-                  p.line(a, c2, brow, 0.018 * s, FACE_HAIR))
+                  p.line(a, c2, brow, 0.018 * s * ident.brow, FACE_HAIR))
+        if ident.glasses is not None:
+            scene.add(z + 3e-5, lambda p, e=e: p.outline(_ellipse(e, rt * 0.07 * s, up * 0.05 * s), ident.glasses,
+                                                        0.012 * s, FACE_HAIR))
+    if ident.glasses is not None and k[P.R_EYE] and k[P.L_EYE]:
+        a, c2 = J[P.R_EYE], J[P.L_EYE]
+        d = _unit(c2 - a)
+        scene.add(z + 3e-5, lambda p: p.line(a + d * 0.07 * s, c2 - d * 0.07 * s, ident.glasses, 0.012 * s,
+                                             FACE_HAIR))
     if k[P.NOSE]:
         n = J[P.NOSE]
         scene.add(z, lambda p, a=n + up * 0.05 * s, c2=n: p.line(a, c2, _scale_rgb(ident.skin, 0.82), 0.014 * s,
                                                                FACE_HAIR))
         m = n - up * 0.075 * s + b.h * (-b.sin_t * 0.02 * s)
-        width = 0.05 * s * (0.5 + 0.5 * abs(b.cos_t))
+        width = 0.05 * s * (0.5 + 0.5 * abs(b.cos_t)) * ident.mouth
+        if ident.beard in ("stubble", "beard"):
+            # Jaw line of the head ellipse, closed by a curve just above the mouth.
+            rx, ry = HEAD_RX * s * ident.head, HEAD_RY * s * ident.head
+            arc = _arc(b.head_c, rt * rx * 1.01, up * ry * 1.01, math.pi + 0.2, 2.0 * math.pi - 0.2, 12)
+            pts = np.concatenate([arc, _bezier(arc[-1], m + up * 0.06 * s, arc[0])[1:-1]])
+            col = _mix(ident.skin, ident.hair, 0.35) if ident.beard == "stubble" else _scale_rgb(ident.hair, 0.9)
+            scene.poly(z - 5e-5, pts, col, FACE_HAIR, rim=False)
+        if ident.beard in ("moustache", "beard"):
+            scene.poly(z + 2e-5, _ellipse(m + up * 0.028 * s, rt * width * 1.15, up * 0.014 * s),
+                       _scale_rgb(ident.hair, 0.8), FACE_HAIR, rim=False)
         scene.poly(z, _ellipse(m, rt * width, up * 0.017 * s), ident.lips, FACE_HAIR, rim=False)
 
 
@@ -1320,12 +1604,47 @@ def _muted(rng: np.random.Generator, lo: float = 0.45, hi: float = 0.85) -> RGB:
 
 
 def _cluttered_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """Street / campus scene (Market-like): wall and pavement with lighting falloff, windows,
-    doors, signs, poles, passers-by and bushes, then blur and sensor grain.
+    """Street / campus / indoor scene (Market-like): a wall and a ground with lighting falloff,
+    each flat or textured (brick, wood, foliage, tiles, plaster, wallpaper: :data:`WALLS`,
+    :data:`GROUNDS`), windows, doors, signs, poles, passers-by and bushes, then blur and grain.
     Returns the supersampled canvas uint8 [SS*H, SS*W, 4] (RGB + parsing label 0)."""
     img = _cluttered_scene(rng, height, width)
     # Pixel replication: the final box filter then returns the scene exactly where no person is.
     return cv2.resize(img, (width * SS, height * SS), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+# Scene surfaces: the wall above the horizon and the ground below it. "plain" is the lit flat
+# colour of the original street scene; the others are textures of training.data.textures.
+WALLS = ("plain", "brick", "wood", "foliage", "tiles", "plaster", "wallpaper")
+_WALL_P = (0.3, 0.15, 0.1, 0.12, 0.08, 0.13, 0.12)
+GROUNDS = ("plain", "tiles", "wood", "foliage", "plaster")
+_GROUND_P = (0.4, 0.2, 0.15, 0.1, 0.15)
+
+
+def _surface(rng: np.random.Generator, region: np.ndarray, kind: str, frame_h: int, base: RGB) -> None:
+    """Texture ``region`` (uint8 [h, w, 4] view of the scene, already holding its lit flat
+    colour ``base``) with surface ``kind``, keeping its lighting gradient. Sizes scale with the
+    frame height so a scene looks the same at every resolution."""
+    h, w = region.shape[:2]
+    if kind == "plain" or h < 2:
+        return
+    if kind == "brick":
+        tex = tp.brick(rng, h, w, frame_h * rng.uniform(0.025, 0.05))
+    elif kind == "wood":
+        tex = tp.wood(rng, h, w, frame_h * rng.uniform(0.05, 0.1))
+    elif kind == "foliage":
+        tex = tp.foliage(rng, h, w, frame_h * rng.uniform(0.02, 0.04))
+    elif kind == "tiles":
+        tex = tp.tiles(rng, h, w, frame_h * rng.uniform(0.06, 0.14))
+    elif kind == "plaster":
+        tex = tp.plaster(rng, h, w, 1.0)
+    else:  # wallpaper: a garment pattern in muted colours
+        pattern = ("floral", "dots", "motif", "vstripes", "monogram", "checks")[int(rng.integers(6))]
+        fab = make_fabric(rng, pattern, _muted(rng, 0.2, 0.6))
+        tex = tp.wallpaper(rng, h, w, frame_h * rng.uniform(0.08, 0.16), fab.tile)
+    # Keep the flat colour's lighting falloff: scale by its luminance relative to ``base``.
+    lum = region[:, :, :3].astype(np.float32).mean(-1, keepdims=True) / max(sum(base) / 3.0, 1.0)
+    region[:, :, :3] = np.clip(tex * lum + 0.5, 0, 255).astype(np.uint8)
 
 
 def _cluttered_scene(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -1344,7 +1663,12 @@ def _cluttered_scene(rng: np.random.Generator, height: int, width: int) -> np.nd
     img = np.empty((H, W, 4), np.uint8)
     img[:hz] = cv2.resize(small[:2], (W, hz), interpolation=cv2.INTER_LINEAR)
     img[hz:] = cv2.resize(small[2:], (W, H - hz), interpolation=cv2.INTER_LINEAR)
-    for _ in range(int(rng.integers(3, 9))):  # windows, doors, shop fronts, signs
+    wall_kind = WALLS[_pick(rng, _WALL_P)]
+    ground_kind = GROUNDS[_pick(rng, _GROUND_P)]
+    _surface(rng, img[:hz], wall_kind, H, wall)
+    _surface(rng, img[hz:], ground_kind, H, ground)
+    n_objects = int(rng.integers(3, 9)) if wall_kind == "plain" else int(rng.integers(0, 5))
+    for _ in range(n_objects):  # windows, doors, shop fronts, signs
         x0, y0 = int(rng.integers(-W // 4, W)), int(rng.integers(-H // 8, max(hz, 1)))
         w, h = int(rng.integers(W // 8, W // 2 + 2)), int(rng.integers(H // 10, H // 2))
         col = _muted(rng, 0.2, 0.7) if rng.random() < 0.85 else _garment_colour(rng)
@@ -1415,6 +1739,7 @@ def render(
     *,
     present: np.ndarray | None = None,
     background: str | np.ndarray = "plain",
+    light: Light | bool = True,
 ) -> Rendering:
     """Render ``identity`` in a pose.
 
@@ -1431,6 +1756,8 @@ def render(
         background: "plain" (light studio backdrop), "cluttered" (street-like scene), or an
             uint8 ``[h, w, 3]`` **RGB** image of any size (resized to the 2x supersampled
             canvas, so ``[2*H, 2*W, 3]`` keeps full detail) to draw on.
+        light: the person's shading: a :class:`Light`, True (drawn from ``rng_or_seed`` after the
+            background, :func:`sample_light`) or False (flat colours, no shading).
 
     Returns:
         :class:`Rendering`; its keypoints are the input joints that are present and inside
@@ -1457,12 +1784,91 @@ def render(
         canvas = _cluttered_background(rng, height, width)
     else:
         raise ValueError(f"background must be 'plain', 'cluttered' or an array, got {background!r}")
-    return _render_on(canvas, identity, kp, pres, height, width)
+    lt = light if isinstance(light, Light) else sample_light(rng) if light else None
+    return _render_on(canvas, identity, kp, pres, height, width, lt)
+
+
+@dataclass(frozen=True)
+class Light:
+    """One light of a scene: unit direction towards the light in camera space (x image-right,
+    y image-down, z towards the camera) and the ambient share. A pair has one light, so the
+    person's shading follows the body's geometry, not its texture, in both images."""
+
+    x: float
+    y: float
+    z: float
+    ambient: float
+
+
+DEFAULT_LIGHT = Light(-0.35, -0.45, math.sqrt(1.0 - 0.35 ** 2 - 0.45 ** 2), 0.6)  # soft, from the upper left
+
+
+def sample_light(rng: np.random.Generator) -> Light:
+    """A light from the front hemisphere, mostly from above, with 40 - 75 % ambient."""
+    az = rng.uniform(0.0, 2.0 * math.pi)
+    lz = rng.uniform(0.45, 0.9)
+    r = math.sqrt(1.0 - lz * lz)
+    x, y = r * math.cos(az), r * math.sin(az)
+    if y > 0 and rng.random() < 0.75:  # light from below is rare
+        y = -y
+    return Light(x, y, lz, rng.uniform(0.4, 0.75))
+
+
+_K3 = np.ones((3, 3), np.uint8)
+
+
+def _shade(image: np.ndarray, parsing: np.ndarray, light: Light, unit_px: float) -> None:
+    """Lambert shading of the person in ``image`` (uint8 [H, W, 3], modified in place).
+
+    Every parsing region (skin, face and hair, garments) is treated as a rounded solid: the
+    surface normal tilts outwards near the region's boundary (within ~0.1 body units of it) and
+    faces the camera inside, so limbs shade across their width and the torso at its sides.
+    Background pixels (label 0) are never touched, so the scene stays identical between the
+    two images of a pair. The factor is normalised to 1 for a surface facing the camera, so
+    mean colours stay close to the unshaded ones.
+    """
+    bx, by, bw, bh = cv2.boundingRect(parsing)  # the person's box (non-zero labels), padded
+    if bw == 0 or bh == 0:
+        return
+    H, W = parsing.shape
+    y0, y1 = max(by - 3, 0), min(by + bh + 3, H)
+    x0, x1 = max(bx - 3, 0), min(bx + bw + 3, W)
+    p = parsing[y0:y1, x0:x1]
+    # Large frames: normals from the parsing at half resolution (a quarter of the work), the
+    # factor upsampled smoothly; shading is low-frequency, so nothing visible is lost.
+    f = 2 if H >= 192 else 1
+    ps = p[::f, ::f] if f > 1 else p
+    unit_px /= f
+    # Region boundaries: pixels whose 3x3 neighbourhood holds another label (both sides).
+    edge = cv2.morphologyEx(ps, cv2.MORPH_GRADIENT, _K3)
+    # 5x5 chamfer distances, lightly smoothed: the 3x3 chamfer's staircase on slanted edges
+    # would show as banding across the limbs.
+    dist = cv2.distanceTransform((edge == 0).view(np.uint8), cv2.DIST_L2, 5)
+    dist = cv2.GaussianBlur(dist, (5, 5), 1.0)
+    depth = max(0.09 * unit_px, 1.5)
+    gx = cv2.Sobel(dist, cv2.CV_32F, 1, 0, ksize=3, scale=-0.125)
+    gy = cv2.Sobel(dist, cv2.CV_32F, 0, 1, ksize=3, scale=-0.125)
+    # Outward normal: against the distance gradient (|grad| ~ 1 off ridges), scaled by the
+    # tilt, 1 at the boundary and 0 deeper inside than ``depth``.
+    tilt = np.maximum(1.0 - dist * (1.0 / depth), 0.0)
+    gx *= tilt
+    gy *= tilt
+    nz = np.sqrt(np.maximum(1.0 - gx * gx - gy * gy, 0.0))
+    lam = np.maximum(gx * light.x + gy * light.y + nz * light.z, 0.0)
+    a = light.ambient
+    norm = 1.0 / (a + (1.0 - a) * light.z)
+    k = np.clip((a * norm) + ((1.0 - a) * norm) * lam, 0.55, 1.3)
+    if f > 1:
+        k = cv2.resize(k, (p.shape[1], p.shape[0]), interpolation=cv2.INTER_LINEAR)
+    k[p == 0] = 1.0
+    region = image[y0:y1, x0:x1]
+    cv2.multiply(region, cv2.merge([k, k, k]), dst=region, dtype=cv2.CV_8U)
 
 
 def _render_on(canvas: np.ndarray, identity: Identity, kp: np.ndarray, present: np.ndarray,
-               height: int, width: int) -> Rendering:
-    """Draw the person on ``canvas`` (uint8 [SS*H, SS*W, 4], modified in place) and reduce it."""
+               height: int, width: int, light: Light | None = DEFAULT_LIGHT) -> Rendering:
+    """Draw the person on ``canvas`` (uint8 [SS*H, SS*W, 4], modified in place) and reduce it;
+    ``light`` shades the person (None: flat, as before shading existed)."""
     body = complete_pose(kp, present)
     painter = _Painter(canvas, height, width)
     scene = _Scene()
@@ -1472,6 +1878,8 @@ def _render_on(canvas: np.ndarray, identity: Identity, kp: np.ndarray, present: 
     image = cv2.cvtColor(small, cv2.COLOR_RGBA2RGB)
     # Labels are not averaged: take one supersample per output pixel.
     parsing = np.ascontiguousarray(canvas[SS - 1::SS, SS - 1::SS, 3])
+    if light is not None:
+        _shade(image, parsing, light, body.s)
     return Rendering(
         image=image,
         keypoints=P.to_reported(kp.astype(np.float32), present, (height, width)),
@@ -1512,7 +1920,9 @@ class SyntheticPairs:
         height, width: output size (e.g. 128 x 88, 256 x 176).
         split: 'train' or 'eval'.
         seed: base seed.
-        background: 'plain' (studio), 'cluttered' (street), or 'mixed' (per pair, 50 / 50).
+        background: 'plain' (studio), 'cluttered' (street / indoor, flat or textured surfaces),
+            or 'mixed' (per pair, 50 / 50). Either way one scene and one light per pair (static
+            camera): source and target differ only where a person is.
         pose_bank: a :class:`poses.PoseBank` (default :func:`poses.load_pose_bank` of ``poses_dir``).
         length: nominal ``len()`` (the source is unbounded; any non-negative index works).
         same_subject_prob: chance that source and target poses come from one real person
@@ -1631,12 +2041,15 @@ class SyntheticPairs:
             bg = "plain" if rng.random() < 0.5 else "cluttered"
         H, W = self.height, self.width
         out: dict[str, Any] = {}
-        if bg == "plain":  # one studio for both photos, as in DeepFashion
-            studio = _plain_background(rng, H, W)
+        # Static camera: one scene (studio or street, same crop and mirroring) and one light for
+        # both photos; only the person moves. The target's background is then the source's
+        # wherever the person does not cover it, which is what a warp-guided model must keep.
+        scene = _plain_background(rng, H, W) if bg == "plain" else self._cluttered(rng)
+        light = sample_light(rng)
         for role, j in (("source", src_j), ("target", tgt_j)):
             kp, present = self._place(rng, j)
-            canvas = studio.copy() if bg == "plain" else self._cluttered(rng)
-            r = _render_on(canvas, ident, kp.astype(np.float64), present, H, W)
+            canvas = scene.copy() if role == "source" else scene
+            r = _render_on(canvas, ident, kp.astype(np.float64), present, H, W, light)
             out[f"{role}_image"] = r.image
             out[f"{role}_pose"] = r.keypoints
             out[f"{role}_silhouette"] = r.silhouette
