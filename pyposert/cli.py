@@ -152,7 +152,13 @@ def _silence_stdout() -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command; returns the exit status."""
     try:
-        args = _build_parser().parse_args(argv)  # inside: --help can meet a closed pipe too
+        try:
+            args = _build_parser().parse_args(argv)
+        except SystemExit:
+            # --help and usage errors exit from inside argparse; flush here, where a closed
+            # pipe is still caught below (at interpreter exit it would print a warning, exit 120).
+            sys.stdout.flush()
+            raise
         try:
             code = int(args.fn(args))
         except (OSError, ValueError, RuntimeError, RecursionError, MemoryError) as exc:

@@ -17,7 +17,7 @@ from stub_models import heatmap_max_onnx
 
 H, W = 16, 12
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "models" / "demo"
+DEMO = REPO / "pyposert" / "data" / "demo"  # the demo media the package ships
 MANIFEST = {"model": {"name": "stub", "version": "test", "config": {}},
             "input": {"height": H, "width": W, "keypoint_format": "coco18", "keypoint_order": "xy",
                       "image": "rgb", "normalisation": "[-1,1]",

@@ -101,6 +101,7 @@ def test_packaged_default_model_keeps_the_full_models_quality() -> None:
 
 @pytest.mark.skipif(not COMPLETION_QUALITY.is_file(), reason="no completion model shipped (models/quality-completion.json)")
 def test_packaged_completion_model_keeps_its_quality() -> None:
+    pytest.importorskip("torch", reason="the completion scores come from the training package, which needs torch")
     from training.shipped_quality import score_completion
 
     q = json.loads(COMPLETION_QUALITY.read_text(encoding="utf-8"))
