@@ -38,6 +38,7 @@ from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
+from ._cli_args import count
 from .pose_sources import PoseFrame, PoseSource
 
 __all__ = ["add_bench_parser", "cmd_bench", "demo_photo", "driving_motion", "bench_engine", "bench_retarget",
@@ -242,18 +243,6 @@ def bench_retarget(engine: Any, photo: np.ndarray, photo_pose: np.ndarray, drivi
 
 
 # ------------------------------------------------------------------ command line
-def _count(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
 def add_bench_parser(subparsers: Any) -> None:
     """Register ``pyposert bench`` on an argparse sub-parser collection (used by cli.py)."""
     p = subparsers.add_parser("bench", help="FPS and per-stage p50/p99 latency: the engine alone and the whole "
@@ -262,9 +251,9 @@ def add_bench_parser(subparsers: Any) -> None:
                    help="model file (.plan, .onnx) or installed model name (default: nram; see `pyposert models`)")
     p.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "torch", "onnxruntime"),
                    help="auto | tensorrt | torch | onnxruntime")
-    p.add_argument("--frames", type=_count(1), default=200, help="timed frames per part (default 200)")
-    p.add_argument("--warmup", type=_count(0), default=20, help="untimed engine runs first (default 20)")
-    p.add_argument("--threads", type=_count(1), help="CPU threads for the network and pyposert's kernels "
+    p.add_argument("--frames", type=count(1), default=200, help="timed frames per part (default 200)")
+    p.add_argument("--warmup", type=count(0), default=20, help="untimed engine runs first (default 20)")
+    p.add_argument("--threads", type=count(1), help="CPU threads for the network and pyposert's kernels "
                                                      "(default: the physical cores)")
     p.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
     p.set_defaults(fn=cmd_bench)

@@ -24,17 +24,11 @@ from typing import Any, Optional
 import numpy as np
 
 from . import completion
+from ._cli_args import count
 
 __all__ = ["add_complete_parser", "cmd_complete", "grid_image", "output_paths"]
 
 _GREY = 128  # uint8 grey of the erased region in the grid (0 in the network's [-1, 1] units)
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _seed(text: str) -> int:
@@ -59,7 +53,7 @@ def add_complete_parser(subparsers: Any) -> None:
                    help="garment to erase and complete (its box, grown by the model's margin); with --mask it only "
                         "says which garment the region replaces")
     p.add_argument("--mask", metavar="MASK.png", help="region to erase instead of the garment's box: nonzero = erase")
-    p.add_argument("--samples", type=_count, default=1, help="number of completions (default 1)")
+    p.add_argument("--samples", type=count(1), default=1, help="number of completions (default 1)")
     p.add_argument("--seed", type=_seed, default=0, help="noise seed, >= 0 (default 0); sample k is reproducible")
     p.add_argument("--no-framing", action="store_true",
                    help="letterbox the whole photo into the model instead of a crop around the person")

@@ -104,3 +104,20 @@ def completion_stub_onnx(path: Path, height: int, width: int, crop: int = 16, la
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def stub_manifest(height: int, width: int) -> dict[str, Any]:
+    """The manifest of a stub pose-transfer bundle of model frame [height, width]."""
+    return {"model": {"name": "stub", "version": "test", "config": {}},
+            "input": {"height": height, "width": width, "keypoint_format": "coco18", "keypoint_order": "xy",
+                      "image": "rgb", "normalisation": "[-1,1]",
+                      "heatmap": {"mode": "gaussian", "sigma": 1.0, "radius": 4.0}}}
+
+
+def stub_bundle(path: Path, height: int, width: int) -> Path:
+    """A valid bundle at ``path`` holding only a stub heatmap-contract ONNX graph
+    (:func:`heatmap_max_onnx`): no torch program, no TensorRT engine."""
+    from pyposert.bundle import write_bundle
+
+    onnx_path = heatmap_max_onnx(path.with_suffix(".onnx"), height, width)
+    return write_bundle(path, stub_manifest(height, width), {"model.onnx": ("onnx", onnx_path.read_bytes(), None)})

@@ -11,25 +11,18 @@ import numpy as np
 import pytest
 
 from pyposert import BackendUnavailable, Engine, ops
-from pyposert.bundle import write_bundle
 from pyposert.cli import main as cli
-from stub_models import heatmap_max_onnx
+from stub_models import stub_bundle
 
 H, W = 16, 12
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "pyposert" / "data" / "demo"  # the demo media the package ships
-MANIFEST = {"model": {"name": "stub", "version": "test", "config": {}},
-            "input": {"height": H, "width": W, "keypoint_format": "coco18", "keypoint_order": "xy",
-                      "image": "rgb", "normalisation": "[-1,1]",
-                      "heatmap": {"mode": "gaussian", "sigma": 1.0, "radius": 4.0}}}
 
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle with only the ONNX Runtime graph (no torch program, no TensorRT engine)."""
-    folder = tmp_path_factory.mktemp("stub")
-    onnx_path = heatmap_max_onnx(folder / "stub.onnx", H, W)
-    return write_bundle(folder / "stub.plan", MANIFEST, {"model.onnx": ("onnx", onnx_path.read_bytes(), None)})
+    return stub_bundle(tmp_path_factory.mktemp("stub") / "stub.plan", H, W)
 
 
 def _pose(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

@@ -28,21 +28,16 @@ from pyposert import Engine, PlanError
 from pyposert.bundle import read_bundle, write_bundle
 from pyposert.cli import main as cli
 from pyposert.safety import check_onnx, load_json, sanitize_torch_program
-from stub_models import heatmap_max_onnx
+from stub_models import stub_bundle, stub_manifest
 
 H, W = 16, 12
-MANIFEST = {"model": {"name": "stub", "version": "test", "config": {}},
-            "input": {"height": H, "width": W, "keypoint_format": "coco18", "keypoint_order": "xy",
-                      "image": "rgb", "normalisation": "[-1,1]",
-                      "heatmap": {"mode": "gaussian", "sigma": 1.0, "radius": 4.0}}}
+MANIFEST = stub_manifest(H, W)
 
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A valid bundle (a stub heatmap-contract graph) that the hostile variants start from."""
-    folder = tmp_path_factory.mktemp("good")
-    onnx_path = heatmap_max_onnx(folder / "stub.onnx", H, W)
-    return write_bundle(folder / "good.plan", MANIFEST, {"model.onnx": ("onnx", onnx_path.read_bytes(), None)})
+    return stub_bundle(tmp_path_factory.mktemp("good") / "good.plan", H, W)
 
 
 def _entries(bundle: Path) -> dict[str, bytes]:

@@ -196,18 +196,18 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], *, count: int = 200,
 
 
 def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
-    from training.train import _int_at_least  # here: training.train is heavier than this module needs
+    from pyposert._cli_args import count
 
     ap.add_argument("--checkpoint", required=True, help="run folder (or its checkpoint.json)")
-    ap.add_argument("--count", type=_int_at_least(1), default=200, help="held-out pairs to score")
+    ap.add_argument("--count", type=count(1), default=200, help="held-out pairs to score")
     ap.add_argument("--out", help="report folder (default <checkpoint>/report)")
     ap.add_argument("--data", help="override the run's --data spec (its held-out split is used)")
-    ap.add_argument("--batch-size", type=_int_at_least(1), default=8)
-    ap.add_argument("--mean-count", type=_int_at_least(1), default=200, help="training targets in the mean baseline")
-    ap.add_argument("--grid-rows", type=_int_at_least(1), default=8)
-    ap.add_argument("--seed", type=_int_at_least(0),
+    ap.add_argument("--batch-size", type=count(1), default=8)
+    ap.add_argument("--mean-count", type=count(1), default=200, help="training targets in the mean baseline")
+    ap.add_argument("--grid-rows", type=count(1), default=8)
+    ap.add_argument("--seed", type=count(0),
                     help="seed of the synthetic held-out set (default: the run's training seed)")
-    ap.add_argument("--pad-white", type=_int_at_least(0), default=0,
+    ap.add_argument("--pad-white", type=count(0), default=0,
                     help="white columns each side before SSIM (40 = PATN's DeepFashion protocol)")
 
 

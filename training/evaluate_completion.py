@@ -203,10 +203,10 @@ def evaluate_completion_checkpoint(checkpoint: str, count: int = 200, samples: i
 
 def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--checkpoint", required=True, help="completion run folder")
-    from training.train import _int_at_least
+    from pyposert._cli_args import count
 
-    ap.add_argument("--count", type=_int_at_least(1), default=200, help="held-out inputs to score, >= 1")
-    ap.add_argument("--samples", type=_int_at_least(1), default=4, help="completions per input (diversity needs >= 2)")
+    ap.add_argument("--count", type=count(1), default=200, help="held-out inputs to score, >= 1")
+    ap.add_argument("--samples", type=count(1), default=4, help="completions per input (diversity needs >= 2)")
     ap.add_argument("--out", help="report folder (default CHECKPOINT/report)")
 
 

@@ -232,17 +232,17 @@ def cell_pose(pose: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def add_evaluate_real_arguments(ap: argparse.ArgumentParser) -> None:
+    from pyposert._cli_args import count
+
     ap.add_argument("--real", type=Path, default=DEFAULT_REAL,
                     help="folder with photos/, poses/ and video/ (default: ../shared/data/real beside the checkout)")
     ap.add_argument("--model", type=Path, action="append", default=None,
                     help="a model bundle to score (repeatable; default models/nram.plan)")
-    ap.add_argument("--frames", type=int, default=8, help="street-video frames to add as real photos (default 8; 0: none)")
+    ap.add_argument("--frames", type=count(0), default=8, help="street-video frames to add as real photos (default 8; 0: none)")
     ap.add_argument("--out", type=Path, default=Path("report/real"), help="output folder (default report/real)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    if args.frames < 0:
-        raise ValueError(f"--frames must be >= 0, got {args.frames}")
     models = args.model if args.model else [REPO / "models" / "nram.plan"]
     summary = evaluate_real(args.real, models, args.frames, args.out)
     print((args.out / "real.md").read_text(encoding="utf-8"), end="")

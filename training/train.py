@@ -61,6 +61,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pyposert._cli_args import count
 from training.data.datasets import build_dataset, describe, parse_data_spec
 from training.losses import (
     GAN_MODES,
@@ -946,35 +947,20 @@ def train(cfg: TrainConfig, out: str | os.PathLike[str], *, resume: bool = False
 # ----------------------------------------------------------------------------------------
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    """argparse type: an integer >= ``minimum`` (a usage error naming the option otherwise)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
 def add_train_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", choices=MODEL_NAMES, help="generator (default: the config's)")
     ap.add_argument("--size", choices=SIZES, help="rt (128x88) or paper (256x176); default rt")
     ap.add_argument("--config", help="training TOML (default training/configs/<model>_<size>.toml)")
-    ap.add_argument("--steps", type=_int_at_least(0), help="total generator updates")
-    ap.add_argument("--batch-size", type=_int_at_least(1), help="batch per process")
-    ap.add_argument("--seed", type=_int_at_least(0))
+    ap.add_argument("--steps", type=count(0), help="total generator updates")
+    ap.add_argument("--batch-size", type=count(1), help="batch per process")
+    ap.add_argument("--seed", type=count(0))
     ap.add_argument("--data", help="synthetic | deepfashion:PATH | market:PATH | folder:PATH")
-    ap.add_argument("--eval-every", type=_int_at_least(0),
+    ap.add_argument("--eval-every", type=count(0),
                     help="evaluate on the held-out split every N steps (0 = only at the end)")
-    ap.add_argument("--eval-count", type=_int_at_least(1), help="held-out pairs per evaluation")
-    ap.add_argument("--checkpoint-every", type=_int_at_least(0), help="save every N steps (0 = only at the end; "
+    ap.add_argument("--eval-count", type=count(1), help="held-out pairs per evaluation")
+    ap.add_argument("--checkpoint-every", type=count(0), help="save every N steps (0 = only at the end; "
                                                                        "always at the end)")
-    ap.add_argument("--num-workers", type=_int_at_least(0), help="DataLoader worker processes")
+    ap.add_argument("--num-workers", type=count(0), help="DataLoader worker processes")
     ap.add_argument("--out", help="run folder (default runs/<model>_<size>)")
     ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     ap.add_argument("--init-from", metavar="RUN",

@@ -452,16 +452,16 @@ def _due(step: int, every: int) -> bool:
 
 
 def add_train_arguments(ap: argparse.ArgumentParser) -> None:
-    from training.train import _int_at_least
+    from pyposert._cli_args import count
 
     ap.add_argument("--size", choices=("paper", "rt"), default="rt")
     ap.add_argument("--config", help="TOML recipe (training/configs/completion_*.toml)")
-    ap.add_argument("--steps", type=_int_at_least(1), help="total steps, >= 1")
-    ap.add_argument("--batch-size", type=_int_at_least(1), help=">= 1")
-    ap.add_argument("--seed", type=_int_at_least(0), help=">= 0")
-    ap.add_argument("--eval-every", type=_int_at_least(0), help="evaluate every N steps (0 = only at the end)")
-    ap.add_argument("--checkpoint-every", type=_int_at_least(0), help="save every N steps (0 = only at the end)")
-    ap.add_argument("--log-every", type=_int_at_least(0), help="log every N steps (0 = only at the end)")
+    ap.add_argument("--steps", type=count(1), help="total steps, >= 1")
+    ap.add_argument("--batch-size", type=count(1), help=">= 1")
+    ap.add_argument("--seed", type=count(0), help=">= 0")
+    ap.add_argument("--eval-every", type=count(0), help="evaluate every N steps (0 = only at the end)")
+    ap.add_argument("--checkpoint-every", type=count(0), help="save every N steps (0 = only at the end)")
+    ap.add_argument("--log-every", type=count(0), help="log every N steps (0 = only at the end)")
     ap.add_argument("--out", help="run folder (default runs/completion_<size>)")
     ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     ap.add_argument("--vgg-weights", help="VGG-19 state dict for the content/style losses")
