@@ -149,6 +149,15 @@ def _silence_stdout() -> None:
         pass
 
 
+def _import_advice(exc: ImportError) -> str:
+    """One line for a dependency that cannot be imported, with the usual fix."""
+    text = one_line(exc)
+    if "libGL" in text or "libgthread" in text or "libglib" in text:
+        return (f"OpenCV cannot start: {text}; install the system libraries it needs "
+                f"(Debian/Ubuntu: apt-get install libgl1 libglib2.0-0)")
+    return f"{text} (is pyposert installed with its runtime extra? pip install \"pyposert[runtime]\")"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command; returns the exit status."""
     try:
@@ -167,6 +176,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # Each command reports its own expected errors; this is the net under them, so no
             # command ends in a traceback (PlanError and BackendUnavailable are among these types).
             print(f"pyposert {args.command}: error: {one_line(exc)}", file=sys.stderr)
+            return 1
+        except ImportError as exc:
+            print(f"pyposert {args.command}: error: {_import_advice(exc)}", file=sys.stderr)
             return 1
         sys.stdout.flush()  # here, not at exit: a broken pipe must be caught below
         return code

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pytest
@@ -279,3 +279,25 @@ def test_demo_output_folder_that_cannot_be_made(tmp_path: Path, capsys: pytest.C
     assert main(["demo", "--output", str(blocker / "out"), "--frames", "2"]) == 1
     err = capsys.readouterr().err
     assert f"cannot create the output folder {blocker / 'out'}" in err and len(err.splitlines()) == 1
+
+
+def test_an_opencv_that_cannot_start_is_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """On a minimal server image the OpenCV wheel lacks the system's libGL: one line saying what
+    to install, not a traceback."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_gl(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "cv2":
+            raise ImportError("libGL.so.1: cannot open shared object file: No such file or directory")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_gl)
+    demo = PACKAGE_DATA / "demo"
+    code = main(["retarget", "--source", str(demo / "person.png"), "--source-pose", str(demo / "person_pose.json"),
+                 "--driving", "synthetic:2", "--output", "o.mp4"])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "OpenCV cannot start" in err and "apt-get install libgl1" in err
