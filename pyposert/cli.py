@@ -74,6 +74,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"pyposert {info['version']}")
     print(f"  native core : compiled with {info['compiler']}, OpenMP {'on' if info['openmp'] else 'off'}, "
           f"{info['cpu_threads']} CPU threads")
+    simd = info["simd_error"] or (f"{info['simd']} (set by POSERT_SIMD; this CPU has up to {info['simd_supported']})"
+                                  if info["simd_forced"] else f"{info['simd']} (the best this CPU has)")
+    print(f"  CPU kernels : {simd}")
     if info["cuda_compiled"]:
         print(f"  CUDA kernels: compiled (nvcc {info['cuda_compiler_version']}, archs {info['cuda_architectures']})")
     else:
