@@ -3,7 +3,7 @@
 // Work is split over (batch, 32-query tile). For every tile the keys are visited in tiles of
 // 128: scores S = Q K^T for the tile, online-softmax update, then acc += P V. The last step
 // is the bulk of the arithmetic (Dv >= Dk), so it gets a register-blocked micro-kernel
-// (4 rows x 32 columns of fp32 accumulators). K is pre-packed transposed and V padded to a
+// (rows x 32 columns of fp32 accumulators, as many rows as the ISA's registers hold). K is pre-packed transposed and V padded to a
 // multiple of 32 columns so the inner loops are unit-stride and vectorise.
 // The tile routine (attention_cpu_tile.inc) is compiled for AVX-512, AVX2+FMA and baseline
 // x86-64 and picked at run time from the CPU's features (simd.h; POSERT_SIMD forces a level),
@@ -26,8 +26,7 @@ namespace {
 
 constexpr int64_t kTileQ = 32;    // queries per work item
 constexpr int64_t kTileK = 128;   // keys per inner tile
-constexpr int64_t kBlockR = 4;    // micro-kernel rows
-constexpr int64_t kBlockC = 32;   // micro-kernel columns = 2 vectors (value dim is padded to this)
+constexpr int64_t kBlockC = 32;   // micro-kernel columns (the value dim is padded to this)
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
