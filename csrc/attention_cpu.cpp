@@ -58,16 +58,6 @@ namespace avx512 {
 using TileFn = void (*)(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t,
                         int64_t, int64_t, int64_t, float, Scratch&);
 
-TileFn select_tile(SimdLevel level) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (level == SimdLevel::kAvx512) return avx512::attention_tile;
-  if (level == SimdLevel::kAvx2) return avx2::attention_tile;
-#else
-  (void)level;
-#endif
-  return baseline::attention_tile;
-}
-
 }  // namespace
 
 void attention_cpu(const float* q, const float* k, const float* v, float* out,
@@ -88,7 +78,7 @@ void attention_cpu(const float* q, const float* k, const float* v, float* out,
       std::memcpy(vp.data() + bi * dvp, v + bi * p.dv, sizeof(float) * p.dv);
     }
   });
-  static const TileFn tile = select_tile(simd_level());
+  static const TileFn tile = POSERT_SIMD_VARIANT(attention_tile);
   const int64_t tiles = (p.queries + kTileQ - 1) / kTileQ;
   // A work item is one query tile against all keys; give a thread at least ~4 MFLOP.
   const int64_t flops_per_tile = 2 * kTileQ * p.keys * (p.dk + p.dv);

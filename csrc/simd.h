@@ -24,4 +24,19 @@ const SimdStatus& simd_status();
 inline SimdLevel simd_level() { return simd_status().active; }
 const char* simd_name(SimdLevel level);
 
+// The variant for `level` of something compiled once per ISA.
+template <typename T>
+T simd_pick(SimdLevel level, T baseline, T avx2, T avx512) {
+  return level == SimdLevel::kAvx512 ? avx512 : (level == SimdLevel::kAvx2 ? avx2 : baseline);
+}
+
 }  // namespace posert
+
+// The variant of `name` for simd_level(), where the kernel file compiled `name` in the
+// namespaces baseline, avx2 and avx512 (x86-64; elsewhere only baseline exists).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define POSERT_SIMD_VARIANT(name) \
+  ::posert::simd_pick(::posert::simd_level(), baseline::name, avx2::name, avx512::name)
+#else
+#define POSERT_SIMD_VARIANT(name) (baseline::name)
+#endif

@@ -34,16 +34,6 @@ namespace avx512 {
 
 using PartRowFn = void (*)(const warp::Part&, float, int64_t, int64_t, float*, float*, float*);
 
-PartRowFn select_part_row(SimdLevel level) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (level == SimdLevel::kAvx512) return avx512::part_row;
-  if (level == SimdLevel::kAvx2) return avx2::part_row;
-#else
-  (void)level;
-#endif
-  return baseline::part_row;
-}
-
 // Where a part's weight can be non-zero: its shape's bounding box grown by core + cutoff.
 struct Reach {
   float x0, x1, y0, y1;
@@ -78,7 +68,7 @@ void warp_cpu(const float* image, const float* source_keypoints, const float* ta
       if (parts[b * kWarpParts + k].valid) reach[b * kWarpParts + k] = reach_of(parts[b * kWarpParts + k]);
     }
   }
-  static const PartRowFn part_row = select_part_row(simd_level());
+  static const PartRowFn part_row = POSERT_SIMD_VARIANT(part_row);
   const float max_x = static_cast<float>(p.src_width) - 0.5f, max_y = static_cast<float>(p.src_height) - 0.5f;
 
   // ~64k output pixels per thread at least: below that a second thread costs more than it saves.
