@@ -24,6 +24,8 @@ from torch import nn
 
 __all__ = [
     "MODEL_NAMES",
+    "GUIDE_CHANNELS",
+    "BLEND_SOURCES",
     "SIZES",
     "ModelConfig",
     "model_config",
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 MODEL_NAMES = ("pg2", "pona", "patn", "nram")
+GUIDE_CHANNELS = 4  # warped source (3, in [-1, 1]) + warp coverage (1, in [0, 1])
+BLEND_SOURCES = ("warped", "source", "generated")  # what a warp-guided output blends, in channel order
 SIZES = ("paper", "rt")
 
 
@@ -59,6 +63,10 @@ class ModelConfig:
     Discriminators:
         ndf, d_n_down, d_blocks, d_norm, d_dropout, d_slope (0 = ReLU, else LeakyReLU slope),
         d_spectral_norm.
+    Warp guidance (training.models.warp_guided):
+        warp_guided: the generator also takes the source warped to the target skeleton
+            (pyposert.ops.warp) and its coverage, and outputs a per-pixel blend of the warped
+            source, the source itself (the background stays) and its generated pixels.
     """
 
     name: str
@@ -88,6 +96,19 @@ class ModelConfig:
     d_dropout: float = 0.5
     d_slope: float = 0.0
     d_spectral_norm: bool = False
+    warp_guided: bool = False
+
+    @property
+    def image_input_channels(self) -> int:
+        """Channels of the generator's image branch input: the source image, plus the warped
+        source and the warp coverage when warp-guided (3 + 3 + 1)."""
+        return self.image_channels + (GUIDE_CHANNELS if self.warp_guided else 0)
+
+    @property
+    def image_output_channels(self) -> int:
+        """Channels of the generator's decoder output: the generated image, plus one blend logit
+        per blended source (warped, source, generated) when warp-guided (3 + 3)."""
+        return self.image_channels + (len(BLEND_SOURCES) if self.warp_guided else 0)
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:
@@ -177,10 +198,22 @@ def build_generator(name: str | ModelConfig, size: str = "paper", **overrides: A
     """Generator for name in {pg2, pona, patn, nram} and size in {paper, rt}, or from a ModelConfig.
 
     The module has ``.config`` (its ModelConfig) and maps
-    (source_image [B,3,H,W] in [-1,1], pose_heatmaps [B,36,H,W] in [0,1]) -> [B,3,H,W] in [-1,1].
+    (source_image [B,3,H,W] in [-1,1], pose_heatmaps [B,36,H,W] in [0,1]) -> [B,3,H,W] in [-1,1];
+    a warp-guided one (``cfg.warp_guided``) also takes (warped_source [B,3,H,W] in [-1,1],
+    warp_coverage [B,1,H,W] in [0,1]) after those (training.models.warp_guided).
     PG2's module also has ``stages(...)`` -> (coarse, refined) for its two-stage loss.
     """
     cfg = _resolve(name, size, overrides)
+    core = _build_core(cfg)
+    if cfg.warp_guided:
+        from training.models.warp_guided import WarpGuidedGenerator
+
+        return WarpGuidedGenerator(core)
+    return core
+
+
+def _build_core(cfg: ModelConfig) -> nn.Module:
+    """The seed architecture, with the config's image input/output channel counts."""
     if cfg.name == "pona":
         from training.models.pona import PoNAGenerator
 

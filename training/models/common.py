@@ -191,12 +191,13 @@ class ResnetDiscriminator(nn.Module):
 
 def check_generator_inputs(source_image: Tensor, pose_heatmaps: Tensor, cfg: "ModelConfig",
                            multiple: int = 1, exact_size: bool = False) -> None:
-    """Raise ValueError unless source [B, 3, H, W] and pose [B, 36, H, W] agree with cfg.
+    """Raise ValueError unless source [B, C, H, W] (C = cfg.image_input_channels: 3, or 7 with
+    the warp guide concatenated) and pose [B, 36, H, W] agree with cfg.
 
     multiple: H and W must be divisible by it (2**n_down for the encoder/decoder models);
     exact_size: H x W must equal cfg.height x cfg.width (PG2's FC bottleneck fixes the size).
     """
-    c_img, c_pose = cfg.image_channels, cfg.pose_channels
+    c_img, c_pose = cfg.image_input_channels, cfg.pose_channels
     if source_image.dim() != 4 or source_image.shape[1] != c_img:
         raise ValueError(f"source_image must be [B, {c_img}, H, W], got {list(source_image.shape)}")
     if pose_heatmaps.dim() != 4 or pose_heatmaps.shape[1] != c_pose:

@@ -112,14 +112,14 @@ class NRAMGenerator(nn.Module):
     def __init__(self, cfg: "ModelConfig") -> None:
         super().__init__()
         self.config = cfg
-        self.image_encoder = Encoder(cfg.image_channels, cfg.ngf, cfg.n_down, cfg.norm, cfg.enc_kernel)
+        self.image_encoder = Encoder(cfg.image_input_channels, cfg.ngf, cfg.n_down, cfg.norm, cfg.enc_kernel)
         self.pose_encoder = Encoder(cfg.pose_channels, cfg.ngf, cfg.n_down, cfg.norm, cfg.enc_kernel)
         c = self.image_encoder.out_channels
         self.attention_modules = nn.ModuleList(
             NestedResidualAttentionModule(c, c if i == 0 else 2 * c, cfg.nram_res_blocks, cfg.norm, cfg.dropout)
             for i in range(cfg.n_blocks)
         )
-        self.decoder = Decoder(c, cfg.n_down, cfg.norm, cfg.image_channels, cfg.enc_kernel)
+        self.decoder = Decoder(c, cfg.n_down, cfg.norm, cfg.image_output_channels, cfg.enc_kernel)
         init_normal(self)
 
     def forward_with_maps(self, source_image: Tensor, pose_heatmaps: Tensor) -> tuple[Tensor, list[Tensor]]:

@@ -176,7 +176,9 @@ class PG2G2(nn.Module):
 
 
 class PG2Stages(NamedTuple):
-    """coarse: G1 output [B,3,H,W]; refined: G1 + G2 difference [B,3,H,W]; both linear (unclamped)."""
+    """coarse: G1 output [B,3,H,W]; refined: G1 + G2 difference [B,3,H,W]; both linear (unclamped).
+    Warp-guided cores put the blend logits after the refined image ([B,6,H,W]); the
+    WarpGuidedGenerator blends them away."""
 
     coarse: Tensor
     refined: Tensor
@@ -195,9 +197,12 @@ class PG2Generator(nn.Module):
         depth = cfg.pg2_depth or pg2_depth(cfg.height)
         depth2 = cfg.pg2_depth2 or max(depth - 2, 1)
         self.n_target = cfg.pose_channels // 2
-        self.g1 = PG2G1(cfg.image_channels + self.n_target, cfg.height, cfg.width, cfg.pg2_hidden,
+        self.g1 = PG2G1(cfg.image_input_channels + self.n_target, cfg.height, cfg.width, cfg.pg2_hidden,
                         depth, cfg.pg2_z, cfg.image_channels)
-        self.g2 = PG2G2(2 * cfg.image_channels, cfg.pg2_hidden, depth2, cfg.image_channels)
+        # G2 sees G1's coarse image next to the image input; warp-guided, it also outputs the
+        # blend logits (channels 3:) after its difference map.
+        self.g2 = PG2G2(cfg.image_channels + cfg.image_input_channels, cfg.pg2_hidden, depth2,
+                        cfg.image_output_channels)
         for m in self.modules():
             # TF slim's default initialiser (Glorot uniform), zero biases.
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -209,7 +214,11 @@ class PG2Generator(nn.Module):
         target = pose_heatmaps[:, self.n_target:] * 2.0 - 1.0
         coarse = self.g1(torch.cat([source_image, target], dim=1))
         diff = self.g2(torch.cat([coarse, source_image], dim=1))
-        return PG2Stages(coarse, coarse + diff)
+        c = coarse.shape[1]
+        refined = coarse + diff[:, :c]
+        if diff.shape[1] > c:  # warp-guided: the blend logits pass through after the image
+            refined = torch.cat([refined, diff[:, c:]], dim=1)
+        return PG2Stages(coarse, refined)
 
     def forward(self, source_image: Tensor, pose_heatmaps: Tensor) -> Tensor:
         return self.stages(source_image, pose_heatmaps).refined.clamp(-1.0, 1.0)

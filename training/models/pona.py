@@ -114,13 +114,13 @@ class PoNAGenerator(nn.Module):
     def __init__(self, cfg: "ModelConfig") -> None:
         super().__init__()
         self.config = cfg
-        self.image_encoder = Encoder(cfg.image_channels, cfg.ngf, cfg.n_down, cfg.norm, cfg.enc_kernel)
+        self.image_encoder = Encoder(cfg.image_input_channels, cfg.ngf, cfg.n_down, cfg.norm, cfg.enc_kernel)
         self.pose_encoder = Encoder(cfg.pose_channels, cfg.ngf, cfg.n_down, cfg.norm, cfg.enc_kernel)
         c = self.image_encoder.out_channels
         self.blocks = nn.ModuleList(
             PoNABlock(c, cfg.norm, cfg.dropout, cfg.attn_ratio) for _ in range(cfg.n_blocks)
         )
-        self.decoder = Decoder(c, cfg.n_down, cfg.norm, cfg.image_channels, cfg.enc_kernel)
+        self.decoder = Decoder(c, cfg.n_down, cfg.norm, cfg.image_output_channels, cfg.enc_kernel)
         init_normal(self)
 
     def forward(self, source_image: Tensor, pose_heatmaps: Tensor) -> Tensor:
