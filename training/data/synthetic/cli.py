@@ -10,21 +10,15 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from pyposert.poses import draw_skeleton
+
 from .. import poses as P
 from .pairs import SyntheticPairs
 
 
-def _draw_keypoints(img_rgb: np.ndarray, kp: np.ndarray) -> np.ndarray:
-    out = img_rgb.copy()
-    for a, b in P.LIMBS:
-        if (kp[a] >= 0).all() and (kp[b] >= 0).all():
-            cv2.line(out, (int(round(kp[a][0])), int(round(kp[a][1]))),
-                     (int(round(kp[b][0])), int(round(kp[b][1]))), (0, 255, 0), 1, cv2.LINE_AA)
-    for j, (x, y) in enumerate(kp):
-        if x >= 0 and y >= 0:
-            col = (255, 0, 0) if j in (2, 3, 4, 8, 9, 10, 14, 16) else (0, 0, 255)
-            cv2.circle(out, (int(round(x)), int(round(y))), 1, col, -1)
-    return out
+# Joint dots of the preview: the person's right side red, the rest blue (RGB).
+_RIGHT_SIDE = (P.R_SHOULDER, P.R_ELBOW, P.R_WRIST, P.R_HIP, P.R_KNEE, P.R_ANKLE, P.R_EYE, P.R_EAR)
+_JOINT_COLOURS = tuple((255, 0, 0) if j in _RIGHT_SIDE else (0, 0, 255) for j in range(P.NUM_JOINTS))
 
 
 def sample_grid(pairs: SyntheticPairs, n: int, start: int = 0, with_pose: bool = False) -> np.ndarray:
@@ -34,7 +28,8 @@ def sample_grid(pairs: SyntheticPairs, n: int, start: int = 0, with_pose: bool =
         p = pairs.pair(i)
         row = [p["source_image"], p["target_image"]]
         if with_pose:
-            row.append(_draw_keypoints(p["target_image"], p["target_pose"]))
+            row.append(draw_skeleton(p["target_pose"], p["target_image"].copy(), limb_colour=(0, 255, 0), thickness=1,
+                                      joint_colour=_JOINT_COLOURS, joint_radius=1, limbs=P.LIMBS))
         sep = np.full((pairs.height, 2, 3), 255, np.uint8)
         cell = np.concatenate([x for r in row for x in (r, sep)][:-1], axis=1)
         cells.append(cell)
