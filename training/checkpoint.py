@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -80,14 +80,24 @@ def write_run(out: Path, step: int, weights: Mapping[str, Mapping[str, Tensor]],
     return path
 
 
+ConfigT = TypeVar("ConfigT")
+
+
 @dataclass
-class Checkpoint:
-    """A loaded checkpoint: folder, sidecar dict, config, step, and tensor dicts."""
+class RunCheckpoint(Generic[ConfigT]):
+    """What every loaded run folder has: the folder, its checkpoint.json contents (sidecar), the
+    run's configuration and the step it was saved at."""
 
     folder: Path
     sidecar: dict[str, Any]
-    config: TrainConfig
+    config: ConfigT
     step: int
+
+
+@dataclass
+class Checkpoint(RunCheckpoint[TrainConfig]):
+    """A loaded training checkpoint: the run folder's facts, then its tensor dicts."""
+
     generator: dict[str, Tensor]
     discriminators: dict[str, dict[str, Tensor]]
     optimizers: dict[str, Any] | None

@@ -19,8 +19,9 @@ from typing import Any, Mapping
 from torch import Tensor
 
 from training import ops as T
-from training.checkpoint import checkpoint_errors, load_optimizers, load_weights, read_sidecar
+from training.checkpoint import RunCheckpoint, checkpoint_errors, load_optimizers, load_weights, read_sidecar
 from training.models.completion import CompletionConfig, CompletionModel, completion_config
+from training.train_config import check_counts
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "TrainSection", "LossSection", "DataSection",
            "CompletionTrainConfig", "pose_heatmaps", "CompletionCheckpoint", "is_completion_checkpoint",
@@ -47,12 +48,7 @@ class TrainSection:
         object.__setattr__(self, "betas", tuple(self.betas))
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"[train] steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
-        # 0 = "only at the end" for the *_every counts; a negative or fractional one is a typo.
-        for name, least in (("eval_every", 0), ("checkpoint_every", 0), ("log_every", 0), ("eval_count", 1),
-                            ("num_workers", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"[train] {name} must be an integer >= {least}, got {value!r}")
+        check_counts(self, "train")
 
 
 @dataclass(frozen=True)
@@ -127,11 +123,9 @@ def pose_heatmaps(keypoints: Tensor, cfg: CompletionConfig) -> Tensor:
 
 
 @dataclass
-class CompletionCheckpoint:
-    folder: Path
-    sidecar: dict[str, Any]
-    config: CompletionTrainConfig
-    step: int
+class CompletionCheckpoint(RunCheckpoint[CompletionTrainConfig]):
+    """A loaded completion checkpoint: the run folder's facts, then its tensor dicts."""
+
     model: dict[str, Tensor]
     discriminator: dict[str, Tensor] | None
     optimizers: dict[str, Any] | None

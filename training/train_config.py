@@ -29,6 +29,18 @@ def _strict(cls: type, data: Mapping[str, Any], where: str) -> Any:
     return cls(**data)
 
 
+def check_counts(section: Any, name: str, **least: int) -> None:
+    """Refuse a [name] section whose step and worker counts are not integers at least their
+    minimum: eval_every, checkpoint_every, log_every, num_workers >= 0 (0 = "only at the end" for
+    the *_every counts), eval_count >= 1, and the fields of ``least`` >= their values. A negative
+    or fractional count is a typo; ValueError names the section and the field."""
+    counts = {"eval_every": 0, "checkpoint_every": 0, "log_every": 0, "eval_count": 1, "num_workers": 0, **least}
+    for field_name, minimum in counts.items():
+        value = getattr(section, field_name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"[{name}] {field_name} must be an integer >= {minimum}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class TrainSection:
     """[train]: optimisation schedule.
@@ -69,12 +81,7 @@ class TrainSection:
             raise ValueError("[train] lr_policy 'step' needs lr_step > 0")
         if len(self.betas) != 2:
             raise ValueError(f"[train] betas must be [beta1, beta2], got {self.betas}")
-        # 0 = "only at the end" for the *_every counts; a negative or fractional one is a typo.
-        for name, least in (("eval_every", 0), ("checkpoint_every", 0), ("log_every", 0), ("eval_count", 1),
-                            ("num_workers", 0), ("g1_steps", 0), ("lr_decay_steps", 0), ("lr_step", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"[train] {name} must be an integer >= {least}, got {value!r}")
+        check_counts(self, "train", g1_steps=0, lr_decay_steps=0, lr_step=0)
 
 
 @dataclass(frozen=True)

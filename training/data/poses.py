@@ -1,4 +1,6 @@
-"""COCO-18 keypoint conventions, annotation CSV parsing and the bank of real poses.
+"""COCO-18 keypoint conventions of training (the body-mask limb table, flips, subjects and splits,
+normalisation), the pairs CSV reader and the bank of real poses. The joint names, the skeleton
+and the annotation CSV reader are :mod:`pyposert.poses`'s, re-exported here.
 
 Coordinate contract (as everywhere in pyposert): keypoints are float arrays ``[..., 18, 2]`` in
 **(x, y)** order (x = column, y = row), in pixels of the image they belong to; a missing joint is
@@ -20,24 +22,14 @@ from typing import Sequence
 
 import numpy as np
 
-from pyposert.poses import (  # noqa: F401 - the annotation reader is part of this module's interface
-    ANNOTATION_HEADER, SKELETON_LIMBS, parse_annotation_lines, read_annotation_csv)
+# COCO-18 facts shared with the runtime live in pyposert.poses; they stay importable from here.
+from pyposert.poses import (  # noqa: F401
+    ANNOTATION_HEADER, JOINT_NAMES, MISSING, NUM_JOINTS, SKELETON_LIMBS, parse_annotation_lines, read_annotation_csv)
 
 # --------------------------------------------------------------------------------------------
 # COCO-18 constants
 # --------------------------------------------------------------------------------------------
 
-NUM_JOINTS = 18
-MISSING = -1.0
-
-JOINT_NAMES: tuple[str, ...] = (
-    "nose", "neck",
-    "r_shoulder", "r_elbow", "r_wrist",
-    "l_shoulder", "l_elbow", "l_wrist",
-    "r_hip", "r_knee", "r_ankle",
-    "l_hip", "l_knee", "l_ankle",
-    "r_eye", "l_eye", "r_ear", "l_ear",
-)
 JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 # Joint indices by name, for readable code elsewhere.
