@@ -71,15 +71,12 @@ def _stick_figure(pose: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     (x, y) pixels: something person-shaped where the keypoints are."""
     import cv2
 
-    from .retarget import LIMBS
+    from .poses import draw_skeleton
 
     h, w = size
-    image = np.full((h, w, 3), 128, np.uint8)
+    image = draw_skeleton(pose, np.full((h, w, 3), 128, np.uint8), limb_colour=(200, 190, 180),
+                          joint_colour=None, thickness=max(2, w // 22))
     present = (pose >= 0).all(-1)
-    for a, b in LIMBS:
-        if present[a] and present[b]:
-            cv2.line(image, (int(pose[a][0]), int(pose[a][1])), (int(pose[b][0]), int(pose[b][1])), (200, 190, 180),
-                     max(2, w // 22), cv2.LINE_AA)
     if present[0]:
         cv2.circle(image, (int(pose[0][0]), int(pose[0][1])), max(3, w // 14), (170, 180, 210), -1, cv2.LINE_AA)
     return image

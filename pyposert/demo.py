@@ -39,7 +39,7 @@ def default_model() -> Path:
 def _preview(photo: np.ndarray, photo_pose: np.ndarray, source: Any, poses: np.ndarray,
              pose_size: tuple[int, int]) -> np.ndarray:
     """uint8 BGR: [photo | result_1 | ... | result_n] over [its skeleton | skeleton_1 | ... ]."""
-    from .retarget import draw_skeleton
+    from .poses import draw_skeleton
 
     h, w = photo.shape[:2]
     results = source.run_batch(list(poses), pose_size=pose_size, output_size="source")

@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
-from .poses import (DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, REQUIRED_JOINTS, PersonChoice, check_person, parse_people,
-                    select_person, track_person)
+from .poses import (DEFAULT_MIN_CONFIDENCE, REQUIRED_JOINTS, PersonChoice, check_person, parse_people,
+                    read_annotation_csv, select_person, track_person)
 
 __all__ = ["PoseFrame", "PoseSource", "VideoPoseSource", "OpenPoseJsonSource", "AnnotationCsvSource",
            "SyntheticMotionSource", "read_annotation_csv", "default_poses_csv", "annotation_frame",
@@ -251,48 +251,7 @@ class OpenPoseJsonSource(PoseSource):
 
 
 # ------------------------------------------------------------------ annotation CSVs (PATN / PoNA)
-ANNOTATION_HEADER = "name:keypoints_y:keypoints_x"
-
-
-def read_annotation_csv(path: Union[str, os.PathLike]) -> tuple[list[str], np.ndarray]:
-    """PATN/PoNA annotation CSV -> (names, keypoints float32 [N, 18, 2] (x, y), missing -1).
-
-    File format: header ``name:keypoints_y:keypoints_x``, rows ``img.jpg: [y0..y17]: [x0..x17]``
-    -- **y (row) first** in the file, swapped to (x, y) here. Raises ValueError naming the file
-    and 1-based line for anything else.
-    """
-    p = Path(path)
-    names: list[str] = []
-    poses: list[np.ndarray] = []
-    with open(p, encoding="utf-8") as f:
-        header = f.readline().strip().lstrip("\ufeff")
-        if header != ANNOTATION_HEADER:
-            raise ValueError(f"{p}:1: expected header {ANNOTATION_HEADER!r}, got {header[:80]!r}")
-        for lineno, line in enumerate(f, start=2):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.split(":")
-            try:
-                if len(parts) != 3:
-                    raise ValueError("expected 'name: [y0, ..., y17]: [x0, ..., x17]'")
-                ys, xs = json.loads(parts[1]), json.loads(parts[2])
-                y = np.asarray(ys, np.float64)
-                x = np.asarray(xs, np.float64)
-                if y.shape != (NUM_JOINTS,) or x.shape != (NUM_JOINTS,):
-                    raise ValueError(f"expected 18 y and 18 x values, got {y.shape} and {x.shape}")
-            except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
-                raise ValueError(f"{p}:{lineno}: {exc} (line: {line[:80]!r})") from None
-            missing = ~(np.isfinite(x) & np.isfinite(y)) | (np.nan_to_num(x) < 0) | (np.nan_to_num(y) < 0)
-            kp = np.stack([x, y], axis=-1).astype(np.float32)
-            kp[missing] = -1.0
-            names.append(parts[0].strip())
-            poses.append(kp)
-    if not poses:
-        raise ValueError(f"{p}: no poses (only a header)")
-    return names, np.stack(poses)
-
-
+# The reader is pyposert.poses.read_annotation_csv (re-exported here).
 def annotation_frame(path: Union[str, os.PathLike]) -> tuple[tuple[int, int], float]:
     """The pixel frame of an annotation CSV: ((h, w), x_offset).
 

@@ -25,6 +25,9 @@ y = row) of the image the pose belongs to, COCO-18 / OpenPose order (0 nose, 1 n
 the command line): a joint is missing when its x or y is negative, NaN or infinite, or its
 confidence (when given) is below ``min_confidence`` or NaN. Missing joints get no heatmap.
 
+Also here, for the runtime and for training alike: the skeleton (:data:`SKELETON_LIMBS`,
+:func:`draw_skeleton`) and the PATN / PoNA annotation CSV reader (:func:`read_annotation_csv`).
+
 **The minimum** (:data:`REQUIRED_JOINTS`): a usable pose has at least the neck and both hips
 -- they say where the body is and how large. :func:`check_minimum` refuses a photo's pose or a
 target pose without them (ValueError naming the missing joints); the retargeting loop treats
@@ -37,11 +40,12 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 __all__ = [
+    "ANNOTATION_HEADER",
     "BLAZEPOSE_TO_COCO18",
     "BODY25_TO_COCO18",
     "COCO17_TO_COCO18",
@@ -60,6 +64,10 @@ __all__ = [
     "PoseLike",
     "parse_openpose",
     "parse_pose",
+    "SKELETON_LIMBS",
+    "draw_skeleton",
+    "parse_annotation_lines",
+    "read_annotation_csv",
 ]
 
 NUM_JOINTS = 18
@@ -69,6 +77,13 @@ DEFAULT_MIN_CONFIDENCE = 0.05
 JOINT_NAMES: tuple[str, ...] = (
     "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
     "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
+)
+
+# The COCO-18 skeleton: its 17 bones as (joint, joint) index pairs, in the order of the limb
+# table of REFERENCE_MODELS.md (whose body mask adds six more bands, training.data.poses.LIMBS).
+SKELETON_LIMBS: tuple[tuple[int, int], ...] = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
+    (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
 )
 
 # Neck, right hip, left hip: without them the model cannot place or scale the body.
@@ -375,3 +390,130 @@ STANDING_POSE = np.array([
     [88, 40], [88, 64], [64, 64], [56, 100], [52, 134], [112, 64], [120, 100], [124, 134], [72, 134],
     [70, 180], [68, 226], [104, 134], [106, 180], [108, 226], [82, 34], [94, 34], [76, 38], [100, 38],
 ], np.float32)
+
+
+# ------------------------------------------------------------------ drawing
+Colour = tuple[int, int, int]
+
+
+def draw_skeleton(keypoints: Optional[np.ndarray], canvas: Union[np.ndarray, tuple[int, int]], *,
+                  limb_colour: Union[Colour, Sequence[Colour]] = (0, 200, 255),
+                  joint_colour: Union[Colour, Sequence[Colour], None] = (255, 255, 255),
+                  thickness: Optional[int] = None, joint_radius: Optional[int] = None,
+                  limbs: Sequence[tuple[int, int]] = SKELETON_LIMBS) -> np.ndarray:
+    """Draw a COCO-18 skeleton (anti-aliased limbs, then filled joint dots) and return the canvas.
+
+    keypoints: float ``(18, 2)`` **(x, y)** pixels of the canvas; a joint is missing when a
+        coordinate is negative, NaN or infinite; a limb is drawn when both its ends are present.
+        None draws nothing. Points are rounded to the nearest pixel.
+    canvas: uint8 ``[h, w, 3]``, drawn on in place; or ``(h, w)`` for a new black one.
+    limb_colour / joint_colour: one colour, or one per limb / per joint, in the canvas's channel
+        order (the defaults, orange limbs and white joints, are BGR as in the runtime's frames);
+        ``joint_colour=None`` draws no joints.
+    thickness: of the limbs, default ``max(1, round(min(h, w) / 100))``; joint_radius: default
+        ``thickness + 1``.
+    limbs: the (joint, joint) pairs to draw, in order (default :data:`SKELETON_LIMBS`).
+    """
+    import cv2
+
+    if not isinstance(canvas, np.ndarray):
+        canvas = np.zeros((*canvas, 3), np.uint8)
+    if keypoints is None:
+        return canvas
+    h, w = canvas.shape[:2]
+    thick = max(1, round(min(h, w) / 100)) if thickness is None else thickness
+    radius = thick + 1 if joint_radius is None else joint_radius
+    kp = np.asarray(keypoints, np.float64)
+    present = np.isfinite(kp).all(-1) & (kp >= 0).all(-1)
+    points = [(round(x), round(y)) if ok else None for (x, y), ok in zip(kp.tolist(), present)]
+    for i, (a, b) in enumerate(limbs):
+        if present[a] and present[b]:
+            colour = limb_colour if isinstance(limb_colour[0], int) else limb_colour[i]
+            cv2.line(canvas, points[a], points[b], colour, thick, cv2.LINE_AA)
+    if joint_colour is not None:
+        for j in np.flatnonzero(present):
+            colour = joint_colour if isinstance(joint_colour[0], int) else joint_colour[j]
+            cv2.circle(canvas, points[j], radius, colour, -1, cv2.LINE_AA)
+    return canvas
+
+
+# ------------------------------------------------------------------ annotation CSVs (PATN / PoNA)
+ANNOTATION_HEADER = "name:keypoints_y:keypoints_x"
+
+
+def _parse_int_list(text: str, where: str, what: str) -> list[int]:
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        raise ValueError(f"{where}: expected {what} as '[v0, ..., v17]', got {text[:60]!r}")
+    body = text[1:-1].strip()
+    items = [t.strip() for t in body.split(",")] if body else []
+    if len(items) != NUM_JOINTS:
+        raise ValueError(f"{where}: expected {NUM_JOINTS} integers in {what}, got {len(items)}")
+    values: list[int] = []
+    for k, item in enumerate(items):
+        try:
+            v = int(item)
+        except ValueError:
+            raise ValueError(f"{where}: {what}[{k}] is not an integer: {item!r}") from None
+        if v < -1:
+            raise ValueError(f"{where}: {what}[{k}] = {v}; expected -1 (missing) or >= 0")
+        values.append(v)
+    return values
+
+
+def parse_annotation_lines(lines: Iterable[str], source: str = "<string>") -> tuple[list[str], np.ndarray]:
+    """Parse the PATN annotation format (see :func:`read_annotation_csv`) from text lines.
+
+    ``source`` names the origin in error messages. Line numbers in errors are 1-based and count
+    the header. Returns ``(names, keypoints float32 [N, 18, 2] (x, y))``; N may be 0.
+    """
+    it = iter(lines)
+    try:
+        header = next(it)
+    except StopIteration:
+        raise ValueError(f"{source}: empty file, expected header {ANNOTATION_HEADER!r}") from None
+    if header.strip().lstrip("\ufeff") != ANNOTATION_HEADER:
+        raise ValueError(f"{source}:1: expected header {ANNOTATION_HEADER!r}, got {header.strip()[:80]!r}")
+    names: list[str] = []
+    rows: list[np.ndarray] = []
+    for lineno, line in enumerate(it, start=2):
+        line = line.strip()
+        if not line:
+            continue  # trailing blank lines are harmless
+        where = f"{source}:{lineno}"
+        # The image name never contains ':'; split from the right so ' [..]: [..]' stays intact.
+        parts = line.rsplit(":", 2)
+        if len(parts) != 3:
+            raise ValueError(f"{where}: expected 'name: [18 y values]: [18 x values]', got {line[:80]!r}")
+        name = parts[0].strip()
+        if not name:
+            raise ValueError(f"{where}: empty image name")
+        ys = _parse_int_list(parts[1], where, "keypoints_y")
+        xs = _parse_int_list(parts[2], where, "keypoints_x")
+        kp = np.stack([np.asarray(xs, np.float32), np.asarray(ys, np.float32)], axis=-1)  # (x, y)
+        # A joint is missing if either coordinate is -1; make both -1 so callers need one test.
+        kp[(kp < 0).any(axis=-1)] = MISSING
+        names.append(name)
+        rows.append(kp)
+    keypoints = np.stack(rows) if rows else np.zeros((0, NUM_JOINTS, 2), np.float32)
+    return names, keypoints.astype(np.float32, copy=False)
+
+
+def read_annotation_csv(path: Union[str, os.PathLike]) -> tuple[list[str], np.ndarray]:
+    """Read a PATN / PoNA keypoint annotation CSV.
+
+    Format: header ``name:keypoints_y:keypoints_x``, then one row per image
+    ``image.jpg: [y0, ..., y17]: [x0, ..., x17]`` (colon-separated, 18 integers each, **row (y)
+    first**, -1 = missing, COCO-18 order).
+
+    Returns ``(names, keypoints)``: names ``list[str]`` of length N >= 1 and keypoints float32
+    ``[N, 18, 2]`` in **(x, y)** pixel order, missing = -1 (both coordinates).
+    Raises ValueError naming the file, the 1-based line number, and what was expected / found,
+    and for a file without poses.
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8") as f:
+        names, keypoints = parse_annotation_lines(f, source=str(path))
+    if not names:
+        raise ValueError(f"{path}: no poses (only a header)")
+    return names, keypoints

@@ -39,7 +39,7 @@ import numpy as np
 from ._cli_args import frame_size, one_line, positive_float
 from .backends import BACKEND_NAMES
 from .pose_sources import PoseFrame, PoseSource
-from .poses import REQUIRED_JOINTS, has_minimum
+from .poses import REQUIRED_JOINTS, draw_skeleton, has_minimum
 from .smoothing import PoseSmoother
 
 __all__ = ["retarget", "draw_skeleton", "LAYOUTS", "add_retarget_parser", "cmd_retarget"]
@@ -47,31 +47,7 @@ __all__ = ["retarget", "draw_skeleton", "LAYOUTS", "add_retarget_parser", "cmd_r
 LAYOUTS = ("result", "side-by-side")
 STAGES = ("queue", "pose", "smooth", "engine", "write", "end_to_end")
 
-# COCO-18 limbs (joint index pairs) for the skeleton panel.
-LIMBS = ((1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
-         (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
-
 _END = object()  # end-of-stream marker in both queues
-
-
-def draw_skeleton(keypoints: Optional[np.ndarray], size: tuple[int, int]) -> np.ndarray:
-    """uint8 [h, w, 3] BGR black canvas of ``size`` = (h, w) with the COCO-18 skeleton drawn;
-    keypoints (18, 2) (x, y) pixels of that canvas, missing (-1, -1); None: blank."""
-    import cv2
-
-    h, w = size
-    canvas = np.zeros((h, w, 3), np.uint8)
-    if keypoints is None:
-        return canvas
-    thick = max(1, round(min(h, w) / 100))
-    present = (keypoints >= 0).all(-1)
-    for a, b in LIMBS:
-        if present[a] and present[b]:
-            cv2.line(canvas, tuple(int(v) for v in keypoints[a]), tuple(int(v) for v in keypoints[b]),
-                     (0, 200, 255), thick, cv2.LINE_AA)
-    for j in np.flatnonzero(present):
-        cv2.circle(canvas, tuple(int(v) for v in keypoints[j]), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
-    return canvas
 
 
 def _side_by_side(left: np.ndarray, result: np.ndarray) -> np.ndarray:

@@ -252,3 +252,35 @@ def test_tracking_keeps_the_same_person() -> None:
     assert track_person([a + 7, b], a) == 0
     # Larger people do not steal the track.
     assert track_person([_person_at(260, 240, 400), a - 5], a) == 1
+
+
+# ------------------------------------------------------------------ the skeleton drawing
+def test_draw_skeleton_draws_present_limbs_and_joints_only() -> None:
+    from pyposert.poses import SKELETON_LIMBS, draw_skeleton
+
+    assert len(SKELETON_LIMBS) == 17 and len(set(SKELETON_LIMBS)) == 17
+    blank = draw_skeleton(None, (40, 30))
+    assert blank.shape == (40, 30, 3) and blank.dtype == np.uint8 and not blank.any()
+    kp = np.full((18, 2), -1.0, np.float32)
+    kp[1], kp[2], kp[3] = (15, 5), (15, 25), (float("nan"), 30)  # neck, r-shoulder; r-elbow missing (NaN)
+    canvas = np.zeros((40, 30, 3), np.uint8)
+    out = draw_skeleton(kp, canvas, thickness=2, joint_radius=1)
+    assert out is canvas  # drawn in place
+    assert out[15, 15].tolist() == [0, 200, 255]  # the neck -> r-shoulder limb (x=15, y=5..25), BGR orange
+    assert out[5, 15].tolist() == [255, 255, 255] and out[25, 15].tolist() == [255, 255, 255]  # joints on top
+    assert not out[30:].any()  # nothing towards the missing elbow
+    no_joints = draw_skeleton(kp, (40, 30), joint_colour=None, thickness=2)
+    assert no_joints[5, 15].tolist() == [0, 200, 255]
+
+
+def test_draw_skeleton_takes_one_colour_per_limb_and_per_joint() -> None:
+    from pyposert.poses import draw_skeleton
+
+    kp = np.full((18, 2), -1.0, np.float32)
+    kp[0], kp[1], kp[8] = (10, 2), (10, 12), (10, 37.4)  # nose, neck, r-hip (rounded to y=37)
+    limbs = ((1, 0), (1, 8))
+    img = draw_skeleton(kp, np.full((40, 20, 3), 255, np.uint8), limb_colour=[(1, 2, 3), (4, 5, 6)],
+                        joint_colour=[(7, 7, j) for j in range(18)], thickness=2, joint_radius=1, limbs=limbs)
+    assert img[7, 10].tolist() == [1, 2, 3] and img[25, 10].tolist() == [4, 5, 6]
+    assert img[37, 10].tolist() == [7, 7, 8] and img[12, 10].tolist() == [7, 7, 1]
+    assert img[39, 10].tolist() == [255, 255, 255]  # the canvas outside the drawing is kept

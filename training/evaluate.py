@@ -29,12 +29,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from pyposert.poses import draw_skeleton
+from training.checkpoint import load_checkpoint
 from training.data.datasets import build_dataset, describe, tensor_to_image
 from training.data.poses import LIMBS
 from training.metrics import MetricAccumulator
 from training.models import ModelConfig
+from training.trainer import pose_input
 
-__all__ = ["generate", "evaluate_generator", "mean_target_image", "draw_skeleton", "make_grid",
+__all__ = ["generate", "evaluate_generator", "mean_target_image", "pose_cell", "make_grid",
            "evaluate_checkpoint", "main"]
 
 METRIC_COLUMNS = (("ssim", "SSIM"), ("mask_ssim", "mask-SSIM"), ("psnr", "PSNR RGB (dB)"),
@@ -45,8 +48,6 @@ METRIC_COLUMNS = (("ssim", "SSIM"), ("mask_ssim", "mask-SSIM"), ("psnr", "PSNR R
 def generate(generator: nn.Module, cfg: ModelConfig, batch: dict[str, torch.Tensor],
              device: torch.device | str = "cpu") -> np.ndarray:
     """Generated images of a batch: uint8 [B, H, W, 3] RGB (generator in its current mode)."""
-    from training.train import pose_input
-
     src = batch["source_image"].to(device)
     pose = pose_input(batch["source_pose"].to(device), batch["target_pose"].to(device), cfg)
     return tensor_to_image(generator(src, pose))
@@ -92,21 +93,14 @@ def mean_target_image(dataset: Dataset, count: int, batch_size: int = 16) -> np.
     return tensor_to_image((total / n).float())
 
 
-def draw_skeleton(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 [H, W, 3] RGB: limbs of ``keypoints`` (float [18, 2] (x, y), missing < 0) on white."""
-    img = np.full((height, width, 3), 255, np.uint8)
-    kp = np.asarray(keypoints, np.float64)
-    present = np.isfinite(kp).all(-1) & (kp >= 0).all(-1)
+def pose_cell(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 [H, W, 3] RGB grid cell: the limbs of ``keypoints`` (float [18, 2] (x, y), missing < 0),
+    one hue per limb of the body-mask table, black joints, on white."""
+    hues = np.uint8([[[int(180 * i / len(LIMBS)), 220, 200] for i in range(len(LIMBS))]])
+    colours = cv2.cvtColor(hues, cv2.COLOR_HSV2RGB)[0].tolist()
     thickness = max(1, round(height / 64))
-    for i, (a, b) in enumerate(LIMBS):
-        if present[a] and present[b]:
-            hue = int(180 * i / len(LIMBS))
-            colour = cv2.cvtColor(np.uint8([[[hue, 220, 200]]]), cv2.COLOR_HSV2RGB)[0, 0].tolist()
-            cv2.line(img, (round(kp[a, 0]), round(kp[a, 1])), (round(kp[b, 0]), round(kp[b, 1])),
-                     colour, thickness, cv2.LINE_AA)
-    for j in np.flatnonzero(present):
-        cv2.circle(img, (round(kp[j, 0]), round(kp[j, 1])), thickness + 1, (0, 0, 0), -1, cv2.LINE_AA)
-    return img
+    return draw_skeleton(keypoints, np.full((height, width, 3), 255, np.uint8), limb_colour=colours,
+                         joint_colour=(0, 0, 0), thickness=thickness, limbs=LIMBS)
 
 
 def make_grid(rows: Sequence[Sequence[np.ndarray]], gap: int = 2) -> np.ndarray:
@@ -137,8 +131,6 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], *, count: int = 200,
     seed; give one seed to compare runs trained with different seeds on the same pairs).
     Returns the metrics dict that metrics.json holds.
     """
-    from training.train import load_checkpoint
-
     ck = load_checkpoint(checkpoint, with_training_state=False)
     cfg = ck.model_config()
     generator = ck.build_generator()
@@ -160,7 +152,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], *, count: int = 200,
             accs["copy_source"].add(src[i], real[i], masks[i])
             accs["mean_target"].add(mean_img, real[i], masks[i])
             if len(grid) < grid_rows:
-                skel = draw_skeleton(batch["target_pose"][i].numpy(), cfg.height, cfg.width)
+                skel = pose_cell(batch["target_pose"][i].numpy(), cfg.height, cfg.width)
                 grid.append([src[i], skel, fake[i], real[i]])
     results = {k: a.summary() for k, a in accs.items()}
     report = {

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from pyposert import completion as C
+from training.completion_run import load_completion_checkpoint, pose_heatmaps
 from training.data.completion import CompletionSamples
 from training.metrics import ssim
 from training.models.completion import CompletionModel
@@ -114,8 +115,6 @@ def evaluate_model(model: CompletionModel, ds: CompletionSamples, count: int, sa
     """Scores (see the module docstring) over inputs 0..count-1 of ``ds``. Returns
     {"reconstruction": {...}, "samples": {...}, "mean_fill": {...}, "count", "samples_per_input"}
     and, with ``grid_rows`` > 0, "grid": uint8 BGR image of the first rows."""
-    from training.train_completion import pose_heatmaps
-
     was_training = model.training
     model.eval()
     cfg = model.config
@@ -178,8 +177,6 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 def evaluate_completion_checkpoint(checkpoint: str, count: int = 200, samples: int = 4, out: str | None = None,
                                    grid_rows: int = 8) -> dict[str, Any]:
-    from training.train_completion import load_completion_checkpoint
-
     ck = load_completion_checkpoint(checkpoint)
     model = ck.build_model()
     cfg = model.config

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from pyposert import Engine, ops
 from pyposert.poses import parse_pose
-from training.evaluate import draw_skeleton, make_grid
+from training.evaluate import make_grid, pose_cell
 from training.metrics import l1_score, ssim
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,7 +194,7 @@ def evaluate_real(real: Path, models: Sequence[Path], frames: int, out: Path) ->
     rows = []
     for pair in tqdm(pairs, desc="real pairs", unit="pair"):
         h, w = pair.photo.shape[:2]
-        row = [cell(pair.photo), draw_skeleton(cell_pose(pair.target, h, w), *CELL)]
+        row = [cell(pair.photo), pose_cell(cell_pose(pair.target, h, w), *CELL)]
         for name, engine in methods.items():
             if name == "copy":
                 output = pair.photo

@@ -26,126 +26,34 @@ continues a run exactly (the data order depends only on (seed, step)).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 import time
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
-from training import ops as T
+from training.checkpoint import cpu_tensors, write_run
+from training.completion_run import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CompletionCheckpoint, CompletionTrainConfig,
+                                     DataSection, LossSection, TrainSection, is_completion_checkpoint,
+                                     load_completion_checkpoint, pose_heatmaps)
 from training.data.completion import CompletionSamples
+from training.evaluate_completion import evaluate_model
 from training.losses import VGGFeatures, perceptual_loss, style_loss
-from training.models.completion import (CompletionConfig, CompletionDiscriminator, CompletionModel,
-                                        completion_config, kl_normal, reparameterise)
+from training.models.completion import CompletionDiscriminator, CompletionModel, kl_normal, reparameterise
 
-__all__ = ["CompletionTrainConfig", "CompletionCheckpoint", "load_completion_checkpoint", "train_completion",
-           "pose_heatmaps", "add_train_arguments", "run_from_args"]
-
-CHECKPOINT_FORMAT = "pyposert-completion-checkpoint"
-CHECKPOINT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class TrainSection:
-    steps: int = 20000
-    batch_size: int = 16
-    seed: int = 0
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    eval_every: int = 500
-    eval_count: int = 32
-    checkpoint_every: int = 100
-    log_every: int = 50
-    num_workers: int = 1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(self.betas))
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"[train] steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
-        # 0 = "only at the end" for the *_every counts; a negative or fractional one is a typo.
-        for name, least in (("eval_every", 0), ("checkpoint_every", 0), ("log_every", 0), ("eval_count", 1),
-                            ("num_workers", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"[train] {name} must be an integer >= {least}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class LossSection:
-    """Thesis weights (4.1.3): KL 20, appearance 20, adversarial 1 -- with KL averaged over the
-    latent here (the thesis does not say how it reduces it); lambda_seg weighs the shape CE."""
-
-    lambda_seg: float = 1.0
-    lambda_kl_shape: float = 0.05
-    lambda_kl_texture: float = 0.05
-    lambda_appearance: float = 20.0
-    lambda_adversarial: float = 1.0
-    lambda_content: float = 1.0   # VGG-19 conv1_2..conv5_2 (only with --vgg-weights)
-    lambda_style: float = 0.0     # Gram (only with --vgg-weights)
-    content_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "content_layers", tuple(self.content_layers))
-
-
-@dataclass(frozen=True)
-class DataSection:
-    background: str = "plain"
-    length: int = 100_000
-    poses_dir: str = ""
-
-
-@dataclass(frozen=True)
-class CompletionTrainConfig:
-    """A run: model size + overrides, [train], [loss], [data] (TOML sections)."""
-
-    size: str = "rt"
-    model: dict[str, Any] = field(default_factory=dict)
-    train: TrainSection = field(default_factory=TrainSection)
-    loss: LossSection = field(default_factory=LossSection)
-    data: DataSection = field(default_factory=DataSection)
-
-    def model_config(self) -> CompletionConfig:
-        return completion_config(self.size, **self.model)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "model": dict(self.model), "train": dataclasses.asdict(self.train),
-                "loss": dataclasses.asdict(self.loss), "data": dataclasses.asdict(self.data)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "config") -> "CompletionTrainConfig":
-        known = {"size", "model", "train", "loss", "data"}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"{where}: unknown sections {unknown}; known: {sorted(known)}")
-
-        def section(kind: type, name: str) -> Any:
-            values = dict(d.get(name, {}))
-            fields = {f.name for f in dataclasses.fields(kind)}
-            bad = sorted(set(values) - fields)
-            if bad:
-                raise ValueError(f"{where}: unknown [{name}] keys {bad}; known: {sorted(fields)}")
-            return kind(**values)
-
-        cfg = cls(size=str(d.get("size", "rt")), model=dict(d.get("model", {})), train=section(TrainSection, "train"),
-                  loss=section(LossSection, "loss"), data=section(DataSection, "data"))
-        cfg.model_config()  # validate now, not at step 0
-        return cfg
-
-
-def pose_heatmaps(keypoints: Tensor, cfg: CompletionConfig) -> Tensor:
-    """[B, 18, 2] (x, y) model pixels -> [B, 18, H, W] Gaussian heatmaps (pyposert's kernel math)."""
-    return T.heatmaps(keypoints, cfg.height, cfg.width, mode="gaussian", sigma=cfg.heatmap_sigma)
+# The configuration, pose_heatmaps and the checkpoint reader live in training.completion_run
+# (evaluate_completion needs them too); they stay importable from here.
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "TrainSection", "LossSection", "DataSection",
+           "CompletionTrainConfig", "CompletionCheckpoint", "is_completion_checkpoint", "load_completion_checkpoint",
+           "train_completion", "pose_heatmaps", "add_train_arguments", "run_from_args"]
 
 
 def _weighted_ce(logits: Tensor, target: Tensor, erase: Tensor) -> Tensor:
@@ -254,95 +162,12 @@ def _image_tensor(image_u8: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------
 
 
-def _atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _state(module: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-
-
 def save_completion_checkpoint(out: Path, step: int, trainer: CompletionTrainer, info: Mapping[str, Any]) -> None:
     """model.safetensors, discriminator.safetensors, optimizer.pt, checkpoint.json (last)."""
-    from safetensors.torch import save_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"step": str(step), "format": CHECKPOINT_FORMAT, "model_config": json.dumps(trainer.mcfg.to_dict())}
-    _atomic(out / "model.safetensors", lambda p: save_file(_state(trainer.model), str(p), metadata=meta))
-    _atomic(out / "discriminator.safetensors", lambda p: save_file(_state(trainer.disc), str(p), metadata=meta))
-    opt = {"step": step, "optimizers": {k: o.state_dict() for k, o in trainer.opt.items()}}
-    _atomic(out / "optimizer.pt", lambda p: torch.save(opt, str(p)))
-    side = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "step": step, "config": trainer.cfg.to_dict(),
-            "model_config": trainer.mcfg.to_dict(), "torch": torch.__version__, **info}
-    _atomic(out / "checkpoint.json", lambda p: p.write_text(json.dumps(side, indent=1, default=float) + "\n"))
-
-
-@dataclass
-class CompletionCheckpoint:
-    folder: Path
-    sidecar: dict[str, Any]
-    config: CompletionTrainConfig
-    step: int
-    model: dict[str, Tensor]
-    discriminator: dict[str, Tensor] | None
-    optimizers: dict[str, Any] | None
-
-    def model_config(self) -> CompletionConfig:
-        return CompletionConfig.from_dict(self.sidecar["model_config"])
-
-    def build_model(self) -> CompletionModel:
-        """The trained CompletionModel in eval mode on the CPU."""
-        m = CompletionModel(self.model_config())
-        m.load_state_dict(self.model)
-        return m.eval()
-
-
-def is_completion_checkpoint(path: str | os.PathLike[str]) -> bool:
-    p = Path(path)
-    side = (p.parent if p.suffix == ".json" else p) / "checkpoint.json"
-    try:
-        return json.loads(side.read_text()).get("format") == CHECKPOINT_FORMAT
-    except (OSError, ValueError):
-        return False
-
-
-def load_completion_checkpoint(path: str | os.PathLike[str], with_training_state: bool = False) -> CompletionCheckpoint:
-    """Load a run folder (or its checkpoint.json). FileNotFoundError / ValueError when missing,
-    foreign, torn (files from different steps) or damaged (one line naming the folder)."""
-    from training.train import checkpoint_errors
-
-    with checkpoint_errors(path):
-        return _load_completion_checkpoint(path, with_training_state)
-
-
-def _load_completion_checkpoint(path: str | os.PathLike[str], with_training_state: bool) -> CompletionCheckpoint:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    p = Path(path)
-    folder = p.parent if p.suffix == ".json" else p
-    side_path = folder / "checkpoint.json"
-    if not side_path.is_file():
-        raise FileNotFoundError(f"no checkpoint.json in {folder}")
-    side = json.loads(side_path.read_text())
-    if side.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{side_path}: not a {CHECKPOINT_FORMAT} file (format {side.get('format')!r})")
-    step = int(side["step"])
-    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-        if int((f.metadata() or {}).get("step", -1)) != step:
-            raise ValueError(f"{folder / 'model.safetensors'} is not from step {step} (interrupted save?)")
-    model = load_file(str(folder / "model.safetensors"))
-    disc = opts = None
-    if with_training_state:
-        disc = load_file(str(folder / "discriminator.safetensors"))
-        opt = torch.load(str(folder / "optimizer.pt"), map_location="cpu", weights_only=True)
-        if int(opt["step"]) != step:
-            raise ValueError(f"{folder / 'optimizer.pt'} is from step {opt['step']}, not {step}")
-        opts = opt["optimizers"]
-    return CompletionCheckpoint(folder, side, CompletionTrainConfig.from_dict(side["config"], str(side_path)), step,
-                                model, disc, opts)
+    weights = {"model.safetensors": cpu_tensors(trainer.model.state_dict()),
+               "discriminator.safetensors": cpu_tensors(trainer.disc.state_dict())}
+    sidecar = {"config": trainer.cfg.to_dict(), "model_config": trainer.mcfg.to_dict(), **info}
+    write_run(out, step, weights, trainer.opt, sidecar, CHECKPOINT_FORMAT, CHECKPOINT_VERSION)
 
 
 # ----------------------------------------------------------------------------------------
@@ -370,8 +195,6 @@ def train_completion(cfg: CompletionTrainConfig, out: str | os.PathLike[str], *,
                      vgg_weights: str | None = None, progress: bool = True, device: str | None = None) -> dict[str, Any]:
     """Run (or continue) training; returns the summary written to out/summary.json."""
     from tqdm import tqdm
-
-    from training.evaluate_completion import evaluate_model
 
     out = Path(out)
     dev = torch.device(device or "cpu")

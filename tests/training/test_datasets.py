@@ -25,32 +25,7 @@ from training.data.datasets import (
 )
 from training.data.masks import body_mask
 
-
-def write_tiny_pose_bank(folder: Path, per_split: int = 6) -> Path:
-    """A few real DeepFashion poses (both sides of the held-out split) as fasion-annotation-tiny.csv.
-
-    Keeps the synthetic renderer's pose bank tiny, so tests do not load ~45,000 poses.
-    """
-    src = P.default_poses_dir() / "fasion-annotation-test.csv"
-    if not src.is_file():
-        pytest.skip(f"shared poses not found at {src}")
-    names, kp = P.read_annotation_csv(src)
-    pres = P.present_mask(kp)
-    ok = (pres.sum(-1) >= 12) & pres[:, [P.NECK, P.R_SHOULDER, P.L_SHOULDER]].all(-1)
-    chosen: dict[bool, list[int]] = {True: [], False: []}
-    for i in np.flatnonzero(ok):
-        side = P.is_heldout(P.subject_of(names[i]))
-        if len(chosen[side]) < per_split:
-            chosen[side].append(int(i))
-        if all(len(v) == per_split for v in chosen.values()):
-            break
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [P.ANNOTATION_HEADER]
-    for i in chosen[True] + chosen[False]:
-        xs, ys = kp[i, :, 0].astype(int).tolist(), kp[i, :, 1].astype(int).tolist()
-        lines.append(f"{names[i]}: {ys}: {xs}")  # y first, as the PATN files
-    (folder / "fasion-annotation-tiny.csv").write_text("\n".join(lines) + "\n")
-    return folder
+from test_train import write_tiny_pose_bank  # noqa: E402 - the shared tiny real-pose bank
 
 
 @pytest.fixture(scope="module")

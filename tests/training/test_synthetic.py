@@ -7,6 +7,7 @@ import pytest
 
 from training.data import poses as P
 from training.data import synthetic as S
+from training.data.synthetic import pairs as synthetic_pairs
 from training.data.masks import body_mask
 
 H, W = 128, 88
@@ -391,7 +392,7 @@ def test_one_light_per_pair(bank, monkeypatch):
         seen.append(light)
         return real(canvas, identity, kp, present, height, width, light)
 
-    monkeypatch.setattr(S, "_render_on", spy)
+    monkeypatch.setattr(synthetic_pairs, "_render_on", spy)
     pairs = _pairs(bank, background="mixed")
     for i in range(4):
         seen.clear()

@@ -169,6 +169,65 @@ def test_step_batches_shard_and_resume() -> None:
 
 # -- training runs -----------------------------------------------------------------------
 
+def _training_imports() -> dict[str, set[str]]:
+    """Module -> the training.* modules it imports anywhere (also inside functions), for the
+    modules directly in training/ (training.models and training.data are leaves to them)."""
+    import ast
+
+    folder = REPO / "training"
+    names = {f"training.{f.stem}" for f in folder.glob("*.py")} - {"training.__init__"}
+    graph: dict[str, set[str]] = {}
+    for name in names:
+        tree = ast.parse((folder / f"{name.split('.')[1]}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[name] = (found & names) - {name}
+    return graph
+
+
+def test_training_modules_import_without_cycles() -> None:
+    """No import cycle among training's modules, lazy imports included: the evaluators sit below
+    the training loops (train -> evaluate, train_completion -> evaluate_completion), and what both
+    sides need lives in modules they both import."""
+    graph = _training_imports()
+    assert "training.evaluate" in graph["training.train"]
+    assert "training.evaluate_completion" in graph["training.train_completion"]
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join(path + (name,))}"
+        if name not in done:
+            for dep in graph[name]:
+                visit(dep, path + (name,))
+            done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())
+
+
+def test_run_folders_refuse_the_other_trainers_format(tmp_path: Path) -> None:
+    """Pose-transfer and completion checkpoints share the writer and the readers' checks; each
+    reader refuses the other's folder, a newer version and a torn save (files from two steps)."""
+    from training.checkpoint import load_weights, read_sidecar, write_run
+    from training.completion_run import CHECKPOINT_FORMAT as COMPLETION_FORMAT
+
+    weights = {"model.safetensors": {"w": torch.zeros(2)}}
+    side = write_run(tmp_path, 3, weights, {}, {"model_config": {}, "config": {}}, COMPLETION_FORMAT, 1)
+    folder, side_path, sidecar = read_sidecar(side, COMPLETION_FORMAT, 1)
+    assert (folder, side_path, sidecar["step"], sidecar["format"]) == (tmp_path, side, 3, COMPLETION_FORMAT)
+    with pytest.raises(ValueError, match="not a pyposert-train-checkpoint file"):
+        read_sidecar(tmp_path)
+    with pytest.raises(ValueError, match="version 1 is newer than this code \\(0\\)"):
+        read_sidecar(tmp_path, COMPLETION_FORMAT, 0)
+    assert load_weights(tmp_path / "model.safetensors", 3)["w"].shape == (2,)
+    with pytest.raises(ValueError, match="is from step 3 but checkpoint.json says 4"):
+        load_weights(tmp_path / "model.safetensors", 4)
+
+
 def test_train_writes_checkpoint(tmp_path: Path, poses_dir: str) -> None:
     out = tmp_path / "run"
     summary = run(tiny_config(poses_dir), out)

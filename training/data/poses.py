@@ -1,4 +1,6 @@
-"""COCO-18 keypoint conventions, annotation CSV parsing and the bank of real poses.
+"""COCO-18 keypoint conventions of training (the body-mask limb table, flips, subjects and splits,
+normalisation), the pairs CSV reader and the bank of real poses. The joint names, the skeleton
+and the annotation CSV reader are :mod:`pyposert.poses`'s, re-exported here.
 
 Coordinate contract (as everywhere in pyposert): keypoints are float arrays ``[..., 18, 2]`` in
 **(x, y)** order (x = column, y = row), in pixels of the image they belong to; a missing joint is
@@ -16,25 +18,18 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
+
+# COCO-18 facts shared with the runtime live in pyposert.poses; they stay importable from here.
+from pyposert.poses import (  # noqa: F401
+    ANNOTATION_HEADER, JOINT_NAMES, MISSING, NUM_JOINTS, SKELETON_LIMBS, parse_annotation_lines, read_annotation_csv)
 
 # --------------------------------------------------------------------------------------------
 # COCO-18 constants
 # --------------------------------------------------------------------------------------------
 
-NUM_JOINTS = 18
-MISSING = -1.0
-
-JOINT_NAMES: tuple[str, ...] = (
-    "nose", "neck",
-    "r_shoulder", "r_elbow", "r_wrist",
-    "l_shoulder", "l_elbow", "l_wrist",
-    "r_hip", "r_knee", "r_ankle",
-    "l_hip", "l_knee", "l_ankle",
-    "r_eye", "l_eye", "r_ear", "l_ear",
-)
 JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 # Joint indices by name, for readable code elsewhere.
@@ -49,12 +44,9 @@ R_EYE, L_EYE, R_EAR, L_EAR = 14, 15, 16, 17
 # FLIP_PERMUTATION[j] of the original (the permutation is its own inverse).
 FLIP_PERMUTATION: tuple[int, ...] = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
 
-# Limb table of REFERENCE_MODELS.md (0-based joint pairs), used by the PG2 body mask.
-LIMBS: tuple[tuple[int, int], ...] = (
-    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
-    (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (1, 16), (1, 17), (8, 11), (11, 5),
-    (8, 2), (16, 17),
-)
+# Limb table of REFERENCE_MODELS.md (0-based joint pairs), used by the PG2 body mask: the
+# skeleton's 17 bones, then six bands that close the head and the torso.
+LIMBS: tuple[tuple[int, int], ...] = SKELETON_LIMBS + ((1, 16), (1, 17), (8, 11), (11, 5), (8, 2), (16, 17))
 
 # Frame (H, W) the annotation coordinates live in, keyed by the file-name / image-name prefix.
 # DeepFashion: the shipped CSVs (Deformable-GAN lineage) are in the original 256 x 256 image
@@ -64,7 +56,6 @@ LIMBS: tuple[tuple[int, int], ...] = (
 FRAME_SIZES: dict[str, tuple[int, int]] = {"fasion": (256, 256), "market": (128, 64)}
 DEEPFASHION_CROP_X = 40
 
-ANNOTATION_HEADER = "name:keypoints_y:keypoints_x"
 PAIRS_HEADER = "from,to"
 
 
@@ -108,82 +99,8 @@ def flip_normalised(keypoints: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# CSV readers
+# CSV readers (the annotation CSV reader is pyposert.poses.read_annotation_csv, imported above)
 # --------------------------------------------------------------------------------------------
-
-
-def _parse_int_list(text: str, where: str, what: str) -> list[int]:
-    text = text.strip()
-    if not (text.startswith("[") and text.endswith("]")):
-        raise ValueError(f"{where}: expected {what} as '[v0, ..., v17]', got {text[:60]!r}")
-    body = text[1:-1].strip()
-    items = [t.strip() for t in body.split(",")] if body else []
-    if len(items) != NUM_JOINTS:
-        raise ValueError(f"{where}: expected {NUM_JOINTS} integers in {what}, got {len(items)}")
-    values: list[int] = []
-    for k, item in enumerate(items):
-        try:
-            v = int(item)
-        except ValueError:
-            raise ValueError(f"{where}: {what}[{k}] is not an integer: {item!r}") from None
-        if v < -1:
-            raise ValueError(f"{where}: {what}[{k}] = {v}; expected -1 (missing) or >= 0")
-        values.append(v)
-    return values
-
-
-def parse_annotation_lines(lines: Iterable[str], source: str = "<string>") -> tuple[list[str], np.ndarray]:
-    """Parse the PATN annotation format (see :func:`read_annotation_csv`) from text lines.
-
-    ``source`` names the origin in error messages. Line numbers in errors are 1-based and count
-    the header.
-    """
-    it = iter(lines)
-    try:
-        header = next(it)
-    except StopIteration:
-        raise ValueError(f"{source}: empty file, expected header {ANNOTATION_HEADER!r}") from None
-    if header.strip().lstrip("\ufeff") != ANNOTATION_HEADER:
-        raise ValueError(f"{source}:1: expected header {ANNOTATION_HEADER!r}, got {header.strip()[:80]!r}")
-    names: list[str] = []
-    rows: list[np.ndarray] = []
-    for lineno, line in enumerate(it, start=2):
-        line = line.strip()
-        if not line:
-            continue  # trailing blank lines are harmless
-        where = f"{source}:{lineno}"
-        # The image name never contains ':'; split from the right so ' [..]: [..]' stays intact.
-        parts = line.rsplit(":", 2)
-        if len(parts) != 3:
-            raise ValueError(f"{where}: expected 'name: [18 y values]: [18 x values]', got {line[:80]!r}")
-        name = parts[0].strip()
-        if not name:
-            raise ValueError(f"{where}: empty image name")
-        ys = _parse_int_list(parts[1], where, "keypoints_y")
-        xs = _parse_int_list(parts[2], where, "keypoints_x")
-        kp = np.stack([np.asarray(xs, np.float32), np.asarray(ys, np.float32)], axis=-1)  # (x, y)
-        # A joint is missing if either coordinate is -1; make both -1 so callers need one test.
-        kp[(kp < 0).any(axis=-1)] = MISSING
-        names.append(name)
-        rows.append(kp)
-    keypoints = np.stack(rows) if rows else np.zeros((0, NUM_JOINTS, 2), np.float32)
-    return names, keypoints.astype(np.float32, copy=False)
-
-
-def read_annotation_csv(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray]:
-    """Read a PATN-style keypoint annotation CSV.
-
-    Format: header ``name:keypoints_y:keypoints_x``, then one row per image
-    ``image.jpg: [y0, ..., y17]: [x0, ..., x17]`` (colon-separated, 18 integers each, **row (y)
-    first**, -1 = missing, COCO-18 order).
-
-    Returns ``(names, keypoints)``: names ``list[str]`` of length N and keypoints float32
-    ``[N, 18, 2]`` in **(x, y)** pixel order, missing = -1 (both coordinates).
-    Raises ValueError naming the file, the 1-based line number, and what was expected / found.
-    """
-    path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        return parse_annotation_lines(f, source=str(path))
 
 
 def read_pairs_csv(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
