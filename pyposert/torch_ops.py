@@ -28,6 +28,7 @@ from . import _C
 __all__ = [
     "HEATMAP_MODES",
     "check_attention_inputs",
+    "check_pose_heatmap_attributes",
     "heatmaps",
     "register_all",
     "register_attention",
@@ -148,11 +149,10 @@ def heatmaps(keypoints: Any, height: int, width: int, mode: str, sigma: float, r
     return maps * present[..., None, None].to(f32)
 
 
-def _check_pose_heatmaps(source: Any, target: Any, mode: int, sigma: float, radius: float, height: int,
-                         width: int) -> None:
-    if source.dim() != 3 or source.shape[-1] != 2 or source.shape != target.shape:
-        raise ValueError("pose_heatmaps expects source and target keypoints [B, K, 2] (x, y) of one shape, got "
-                         f"{list(source.shape)} and {list(target.shape)}")
+def check_pose_heatmap_attributes(mode: int, sigma: float, radius: float, height: int, width: int) -> None:
+    """Raise ValueError unless the attributes of ``pyposert::pose_heatmaps`` (and of its ONNX node
+    and TensorRT plugin) are valid: a mode code of :data:`HEATMAP_MODES`, size >= 1 x 1, a finite
+    sigma > 0 (gaussian) or radius >= 0 (disk)."""
     if mode not in _MODE_NAMES:
         raise ValueError(f"pose_heatmaps mode must be one of {HEATMAP_MODES}, got {mode}")
     if height < 1 or width < 1:
@@ -161,6 +161,14 @@ def _check_pose_heatmaps(source: Any, target: Any, mode: int, sigma: float, radi
         raise ValueError(f"pose_heatmaps sigma must be finite and > 0, got {sigma}")
     if _MODE_NAMES[mode] == "disk" and not (math.isfinite(radius) and radius >= 0):
         raise ValueError(f"pose_heatmaps radius must be finite and >= 0, got {radius}")
+
+
+def _check_pose_heatmaps(source: Any, target: Any, mode: int, sigma: float, radius: float, height: int,
+                         width: int) -> None:
+    if source.dim() != 3 or source.shape[-1] != 2 or source.shape != target.shape:
+        raise ValueError("pose_heatmaps expects source and target keypoints [B, K, 2] (x, y) of one shape, got "
+                         f"{list(source.shape)} and {list(target.shape)}")
+    check_pose_heatmap_attributes(mode, sigma, radius, height, width)
 
 
 def _register_pose_heatmaps(torch: Any) -> None:
