@@ -22,13 +22,7 @@ using posert::warp_kernel::kThreads;
 template <typename T>
 __device__ __forceinline__ void run(const T* image, const float* source, const float* target, int channels,
                                     int src_height, int src_width, int height, int width, T* out, T* coverage) {
-  posert::WarpParams p;
-  p.batch = gridDim.y;
-  p.channels = channels;
-  p.src_height = src_height;
-  p.src_width = src_width;
-  p.height = height;
-  p.width = width;
+  const posert::WarpParams p{gridDim.y, channels, src_height, src_width, height, width};  // B, C, Hs, Ws, H, W
   posert::warp_kernel::warp_block<T>(image, source, target, out, coverage, p);
 }
 
