@@ -55,8 +55,8 @@ namespace avx512 {
 #pragma GCC pop_options
 #endif
 
-using TileFn = void (*)(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t,
-                        int64_t, int64_t, int64_t, float, Scratch&);
+using TileFn = void (*)(const float*, int64_t, const float*, const float*, float*, int64_t, int64_t, int64_t,
+                        int64_t, int64_t, int64_t, int64_t, float, Scratch&);
 
 }  // namespace
 
@@ -69,13 +69,14 @@ void attention_cpu(const float* q, const float* k, const float* v, float* out,
   // tiles are always full vectors), V with columns zero-padded to [Nk, dvp].
   std::vector<float> kt(static_cast<size_t>(p.batch * p.dk * nk_pad), 0.0f);
   std::vector<float> vp(static_cast<size_t>(p.batch * p.keys * dvp), 0.0f);
+  // The packing is also where K's and V's strides are absorbed.
   parallel_for(p.batch * p.keys, [&](int64_t begin, int64_t end) {
     for (int64_t bi = begin; bi < end; ++bi) {
       const int64_t b = bi / p.keys, i = bi % p.keys;
-      const float* krow = k + bi * p.dk;
+      const float* krow = k + b * p.k_strides.batch + i * p.k_strides.row;
       float* ktb = kt.data() + b * p.dk * nk_pad;
       for (int64_t d = 0; d < p.dk; ++d) ktb[d * nk_pad + i] = krow[d];
-      std::memcpy(vp.data() + bi * dvp, v + bi * p.dv, sizeof(float) * p.dv);
+      std::memcpy(vp.data() + bi * dvp, v + b * p.v_strides.batch + i * p.v_strides.row, sizeof(float) * p.dv);
     }
   });
   static const TileFn tile = POSERT_SIMD_VARIANT(attention_tile);
@@ -89,8 +90,9 @@ void attention_cpu(const float* q, const float* k, const float* v, float* out,
       const int64_t b = w / tiles, t = w % tiles;
       const int64_t q0 = t * kTileQ;
       const int64_t rows = p.queries - q0 < kTileQ ? p.queries - q0 : kTileQ;
-      tile(q + (b * p.queries + q0) * p.dk, kt.data() + b * p.dk * nk_pad, vp.data() + b * p.keys * dvp,
-           out + (b * p.queries + q0) * p.dv, rows, p.keys, nk_pad, p.dk, p.dv, dvp, p.scale, scratch);
+      tile(q + b * p.q_strides.batch + q0 * p.q_strides.row, p.q_strides.row, kt.data() + b * p.dk * nk_pad,
+           vp.data() + b * p.keys * dvp, out + b * p.out_strides.batch + q0 * p.out_strides.row,
+           p.out_strides.row, rows, p.keys, nk_pad, p.dk, p.dv, dvp, p.scale, scratch);
     }
   }, min_tiles);
 }

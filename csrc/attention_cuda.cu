@@ -8,7 +8,7 @@ namespace {
 
 using attention_kernel::kBQ;
 using attention_kernel::kThreads;
-constexpr int kBK = 64;  // keys per shared-memory tile (the launcher raises the smem limit)
+constexpr int kBK = attention_tiles::kLaunchKeys;  // the launcher raises the smem limit for it
 
 template <typename T, int kBD>
 __global__ void __launch_bounds__(kThreads)

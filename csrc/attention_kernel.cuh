@@ -2,7 +2,8 @@
 // pybind11 / torch path) and export/plugins/fused_attention (the TensorRT AOT plugin, PTX).
 // One tile routine, instantiated by each entry point with its own key-tile size: csrc uses
 // 64-key tiles and raises the dynamic shared-memory limit from its launcher; a plugin kernel
-// has no host code, so it uses 32-key tiles that stay under the default 48 KiB for Dk <= 64.
+// has no host code, so it uses smaller key tiles that stay under the default 48 KiB
+// (attention_tiles in attention.h).
 //
 // Block = (64-query tile, kBD value columns, batch item). Splitting the value dimension
 // across blocks is what fills a large GPU at B = 1: with N = 2816 and Dv = 256 the grid has
@@ -20,17 +21,10 @@
 namespace posert {
 namespace attention_kernel {
 
-constexpr int kBQ = 64;        // queries per block
-constexpr int kThreads = 256;  // 4 per query row
-constexpr int kLanesPerRow = 4;
-
-// Dynamic shared memory of one block, in bytes:
-// qs [kBQ][dk+1] + ks [kBK][dk+1] + vs [kBK][kBD] + ps [kBQ][kBK+1] floats
-// (the +1 pads avoid bank conflicts).
-__host__ __device__ constexpr size_t smem_bytes(int64_t dk, int bd, int bk) {
-  return sizeof(float) * (static_cast<size_t>(kBQ + bk) * static_cast<size_t>(dk + 1) +
-                          static_cast<size_t>(bk) * bd + static_cast<size_t>(kBQ) * (bk + 1));
-}
+using attention_tiles::kLanesPerRow;
+using attention_tiles::kThreads;
+using attention_tiles::smem_bytes;
+constexpr int kBQ = attention_tiles::kBlockQueries;
 
 __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
@@ -38,6 +32,7 @@ __device__ __forceinline__ void store(float* dst, float v) { *dst = v; }
 __device__ __forceinline__ void store(__half* dst, float v) { *dst = __float2half_rn(v); }
 
 // Grid (ceil(Nq / kBQ), ceil(Dv / kBD), B), block kThreads, smem_bytes(dk, kBD, kBK).
+// Operands are laid out as p's strides say (unit stride on the last axis).
 template <typename T, int kBD, int kBK>
 __device__ __forceinline__ void attention_block(const T* __restrict__ q,  // [B, Nq, Dk]
                                                 const T* __restrict__ k,  // [B, Nk, Dk]
@@ -59,13 +54,13 @@ __device__ __forceinline__ void attention_block(const T* __restrict__ q,  // [B,
   const int64_t b = blockIdx.z;
   const int64_t q0 = static_cast<int64_t>(blockIdx.x) * kBQ;
   const int64_t c0 = static_cast<int64_t>(blockIdx.y) * kBD;
-  const T* qb = q + b * p.queries * p.dk;
-  const T* kb = k + b * p.keys * p.dk;
-  const T* vb = v + b * p.keys * p.dv;
+  const T* qb = q + b * p.q_strides.batch;
+  const T* kb = k + b * p.k_strides.batch;
+  const T* vb = v + b * p.v_strides.batch;
 
   for (int i = tid; i < kBQ * dk; i += kThreads) {
     const int r = i / dk, d = i % dk;
-    qs[r * ld + d] = q0 + r < p.queries ? to_float(qb[(q0 + r) * p.dk + d]) * p.scale : 0.0f;
+    qs[r * ld + d] = q0 + r < p.queries ? to_float(qb[(q0 + r) * p.q_strides.row + d]) * p.scale : 0.0f;
   }
 
   float acc[kBD / kLanesPerRow];
@@ -77,11 +72,11 @@ __device__ __forceinline__ void attention_block(const T* __restrict__ q,  // [B,
     __syncthreads();  // previous tile fully consumed (and qs visible on the first pass)
     for (int i = tid; i < kBK * dk; i += kThreads) {
       const int j = i / dk, d = i % dk;
-      ks[j * ld + d] = k0 + j < p.keys ? to_float(kb[(k0 + j) * p.dk + d]) : 0.0f;
+      ks[j * ld + d] = k0 + j < p.keys ? to_float(kb[(k0 + j) * p.k_strides.row + d]) : 0.0f;
     }
     for (int i = tid; i < kBK * kBD; i += kThreads) {
       const int j = i / kBD, c = i % kBD;
-      vs[i] = (k0 + j < p.keys && c0 + c < p.dv) ? to_float(vb[(k0 + j) * p.dv + c0 + c]) : 0.0f;
+      vs[i] = (k0 + j < p.keys && c0 + c < p.dv) ? to_float(vb[(k0 + j) * p.v_strides.row + c0 + c]) : 0.0f;
     }
     __syncthreads();
 
@@ -124,7 +119,7 @@ __device__ __forceinline__ void attention_block(const T* __restrict__ q,  // [B,
   const int64_t qi = q0 + row;
   if (qi >= p.queries) return;
   const float inv = 1.0f / l;
-  T* orow = out + (b * p.queries + qi) * p.dv;
+  T* orow = out + b * p.out_strides.batch + qi * p.out_strides.row;
 #pragma unroll
   for (int c = 0; c < kBD / kLanesPerRow; ++c) {
     const int64_t col = c0 + lane + kLanesPerRow * c;

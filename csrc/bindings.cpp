@@ -16,8 +16,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <type_traits>
 #include <vector>
 
@@ -119,7 +121,8 @@ posert::HeatmapParams heatmap_params(int64_t batch, int64_t joints, int64_t heig
                                      float sigma, float radius, float scale_x, float scale_y,
                                      float offset_x, float offset_y) {
   require(batch >= 0 && joints >= 0 && height >= 0 && width >= 0, "sizes must be >= 0");
-  require(mode == 0 || mode == 1, "mode must be 0 (gaussian) or 1 (disk)");
+  require(mode == static_cast<int>(posert::HeatmapMode::kGaussian) || mode == static_cast<int>(posert::HeatmapMode::kDisk),
+          "mode must be 0 (gaussian) or 1 (disk)");
   require(channel_offset >= 0 && channel_offset + joints <= out_channels,
           "channel_offset + joints must fit into the output channels");
   posert::HeatmapParams p;
@@ -201,19 +204,55 @@ posert::AttentionParams attention_params(int64_t batch, int64_t queries, int64_t
   return p;
 }
 
+// (batch, row) element strides of a [B, N, D] array whose last axis is unit-stride.
+posert::RowStrides row_strides(const py::array& a, const char* name) {
+  if (a.size() == 0) return posert::RowStrides{};  // nothing is read or written
+  const auto item = static_cast<py::ssize_t>(a.itemsize());
+  const bool unit = a.shape(2) <= 1 || a.strides(2) == item;
+  require(unit && a.strides(0) % item == 0 && a.strides(1) % item == 0, [&] {
+    return std::string(name) + " must have a unit-stride (C-contiguous) last axis and whole-element strides";
+  });
+  return posert::RowStrides{a.strides(0) / item, a.strides(1) / item};
+}
+
+// `out` [B, Nq, Dv] is written by many threads at once: no two of its elements may share memory.
+// Sufficient: taking the batch and row axes (size 1 aside) from the smaller stride to the
+// larger, each stride is positive and at least the extent of everything inside it (Dv
+// elements for a row, n rows for the next axis), so the rows tile without touching.
+void require_disjoint_out(const posert::AttentionParams& p) {
+  if (p.batch == 0 || p.queries == 0 || p.dv == 0) return;
+  std::array<std::pair<int64_t, int64_t>, 2> axes{{{p.out_strides.row, p.queries}, {p.out_strides.batch, p.batch}}};
+  if (axes[1].second > 1 && (axes[0].second <= 1 || axes[1].first < axes[0].first)) std::swap(axes[0], axes[1]);
+  int64_t extent = p.dv;
+  bool ok = true;
+  for (const auto& [stride, count] : axes) {
+    if (count <= 1) continue;
+    ok = ok && stride >= extent;
+    extent = stride * count;
+  }
+  require(ok, "attention out must not overlap itself (its batch and row strides must keep rows apart)");
+}
+
 void attention_cpu(const py::array& q, const py::array& k, const py::array& v, py::array& out,
                    float scale) {
   require_simd();
-  require_array(q, "q", 3, false, false);
-  require_array(k, "k", 3, false, false);
-  require_array(v, "v", 3, false, false);
-  require_array(out, "out", 3, false, true);
-  const auto p = attention_params(q.shape(0), q.shape(1), k.shape(1), q.shape(2), v.shape(2), scale);
+  using Named = std::pair<const py::array*, const char*>;
+  for (const auto& [a, name] : {Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"}, Named{&out, "out"}}) {
+    require(a->ndim() == 3 && is_float32(*a),
+            [&] { return std::string(name) + " must be a 3-D float32 array, got " + shape_of(*a); });
+  }
+  require(out.writeable(), "out must be writable");
+  auto p = attention_params(q.shape(0), q.shape(1), k.shape(1), q.shape(2), v.shape(2), scale);
   require(k.shape(0) == p.batch && v.shape(0) == p.batch && out.shape(0) == p.batch,
           "q, k, v and out must share the batch size");
   require(k.shape(2) == p.dk, "k width must equal q width (Dk)");
   require(v.shape(1) == p.keys, "v must have as many rows as k");
   require(out.shape(1) == p.queries && out.shape(2) == p.dv, "out must be [B, Nq, Dv]");
+  p.q_strides = row_strides(q, "q");
+  p.k_strides = row_strides(k, "k");
+  p.v_strides = row_strides(v, "v");
+  p.out_strides = row_strides(out, "out");
+  require_disjoint_out(p);
   const auto* qp = static_cast<const float*>(q.data());
   const auto* kp = static_cast<const float*>(k.data());
   const auto* vp = static_cast<const float*>(v.data());
@@ -222,13 +261,24 @@ void attention_cpu(const py::array& q, const py::array& k, const py::array& v, p
   posert::attention_cpu(qp, kp, vp, op, p);
 }
 
+using StridePair = std::array<int64_t, 2>;  // (batch, row) in elements
+
 void attention_cuda(std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::uintptr_t out,
                     int dtype, int64_t batch, int64_t queries, int64_t keys, int64_t dk, int64_t dv,
-                    float scale, std::uintptr_t stream) {
+                    float scale, StridePair q_strides, StridePair k_strides, StridePair v_strides,
+                    StridePair out_strides, std::uintptr_t stream) {
   const DType dt = dtype_from_int(dtype);
-  const auto p = attention_params(batch, queries, keys, dk, dv, scale);
-  require(dk <= 128, [&] { return "CUDA attention supports Dk up to 128, got " + std::to_string(dk); });
+  auto p = attention_params(batch, queries, keys, dk, dv, scale);
+  require(dk <= posert::attention_tiles::kMaxDk, [&] {
+    return "CUDA attention supports Dk up to " + std::to_string(posert::attention_tiles::kMaxDk) + ", got " +
+           std::to_string(dk);
+  });
   require(batch <= 65535, "CUDA attention supports batch up to 65535");
+  p.q_strides = {q_strides[0], q_strides[1]};
+  p.k_strides = {k_strides[0], k_strides[1]};
+  p.v_strides = {v_strides[0], v_strides[1]};
+  p.out_strides = {out_strides[0], out_strides[1]};
+  require_disjoint_out(p);
 #ifdef POSERT_WITH_CUDA
   require_cuda_device();
   cudaError_t err;
@@ -510,7 +560,8 @@ PYBIND11_MODULE(_C, m) {
         py::arg("scale"));
   m.def("attention_cuda", &attention_cuda, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("out"),
         py::arg("dtype"), py::arg("batch"), py::arg("queries"), py::arg("keys"), py::arg("dk"),
-        py::arg("dv"), py::arg("scale"), py::arg("stream"));
+        py::arg("dv"), py::arg("scale"), py::arg("q_strides"), py::arg("k_strides"), py::arg("v_strides"),
+        py::arg("out_strides"), py::arg("stream"));
   m.def("warp_cpu", &warp_cpu, py::arg("image"), py::arg("source_keypoints"), py::arg("target_keypoints"),
         py::arg("out"), py::arg("coverage"));
   m.def("warp_cuda", &warp_cuda, py::arg("image"), py::arg("source_keypoints"), py::arg("target_keypoints"),
@@ -538,5 +589,27 @@ PYBIND11_MODULE(_C, m) {
   m.def("build_info", &build_info);
   m.def("cuda_status", &cuda_status);
   m.def("set_num_threads", &posert::set_num_threads, py::arg("n"));
+
+  // Constants the kernels define and Python (pyposert.ops, the torch ops, the exporter and the
+  // TensorRT plugins) reads, so that each is written once.
+  py::dict heatmap_modes;
+  heatmap_modes["gaussian"] = static_cast<int>(posert::HeatmapMode::kGaussian);
+  heatmap_modes["disk"] = static_cast<int>(posert::HeatmapMode::kDisk);
+  m.attr("HEATMAP_MODES") = heatmap_modes;
+  py::dict dtypes;
+  dtypes["float32"] = static_cast<int>(DType::kFloat32);
+  dtypes["float16"] = static_cast<int>(DType::kFloat16);
+  m.attr("DTYPES") = dtypes;
+  namespace tiles = posert::attention_tiles;
+  py::dict attention;
+  attention["block_queries"] = tiles::kBlockQueries;
+  attention["threads"] = tiles::kThreads;
+  attention["max_dk"] = tiles::kMaxDk;
+  attention["plugin_keys"] = tiles::kPluginKeys;
+  attention["plugin_wide_max_dk"] = tiles::kPluginWideMaxDk;
+  attention["plugin_narrow_keys"] = tiles::kPluginNarrowKeys;
+  attention["plugin_smem_limit"] = tiles::kPluginSmemLimit;
+  m.attr("ATTENTION_TILES") = attention;
+  m.attr("WARP_JOINTS") = posert::kWarpJoints;
   m.def("get_num_threads", &posert::get_num_threads);
 }

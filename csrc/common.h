@@ -5,6 +5,13 @@
 
 #include <cstdint>
 
+// Small helpers that the CUDA kernels and the host code share (sizes, strides, tile maths).
+#ifdef __CUDACC__
+#define POSERT_HOST_DEVICE __host__ __device__
+#else
+#define POSERT_HOST_DEVICE
+#endif
+
 namespace posert {
 
 // Element type of a float tensor crossing the boundary (keypoints are always float32).

@@ -49,7 +49,7 @@ from onnx import defs
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from export.torch_ops import HEATMAP_MODE_CODES, pose_heatmaps
+from export.torch_ops import HEATMAP_MODE_CODES, pose_heatmaps, warp_translation
 from training.models import ModelConfig
 from training.ops import heatmaps_pair, plain_attention
 
@@ -136,7 +136,7 @@ def _translation_table() -> dict[Any, Any]:
                               height=int(height), width=int(width))
 
     return {torch.ops.pyposert.attention.default: fused_attention,
-            torch.ops.pyposert.pose_heatmaps.default: pose_heatmap}
+            torch.ops.pyposert.pose_heatmaps.default: pose_heatmap, **warp_translation()}
 
 
 # ------------------------------------------------------------------ export wrappers

@@ -1,50 +1,34 @@
-"""Torch custom ops that exist only so the exporter can emit pyposert's ONNX nodes.
+"""The exporter's side of pyposert's torch custom ops: calling them, and their ONNX nodes.
 
-``pyposert::pose_heatmaps`` is the heatmap front of the TensorRT graph: keypoints in, the
-generator's 36-channel pose input out. Its torch implementation is exactly
-``training.ops.heatmaps_pair`` (the math every model was trained with); at export it becomes
-one ``pyposert::PoseHeatmap`` ONNX node (export.onnx_export), which TensorRT runs as the
-AOT plugin in export/plugins/pose_heatmap. (``pyposert::attention``, the other custom op,
-lives in training/ops.py because the models call it.)
+The ops themselves are registered once, in :mod:`pyposert.torch_ops`. Here:
+
+- :func:`pose_heatmaps` -- the heatmap front of the TensorRT graph (keypoints in, the
+  generator's 36-channel pose input out) through ``pyposert::pose_heatmaps``; its eager result
+  is exactly ``training.ops.heatmaps_pair``. Exported as one ``pyposert::PoseHeatmap`` node
+  (export.onnx_export), which TensorRT runs as the AOT plugin in export/plugins/pose_heatmap.
+- :func:`warp` -- the part-wise skeleton warp through ``pyposert::warp``, exported as one
+  ``pyposert::Warp`` node (:func:`register_warp_schema`, :func:`warp_translation`), run by
+  TensorRT as the AOT plugin in export/plugins/warp.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from onnx import defs
 from torch import Tensor
 
-from training.ops import heatmaps_pair
+from pyposert import torch_ops
 
-__all__ = ["HEATMAP_MODE_CODES", "pose_heatmaps"]
+__all__ = ["HEATMAP_MODE_CODES", "WARP_NODE", "pose_heatmaps", "register_warp_schema", "warp", "warp_translation"]
 
-# Integer codes of the PoseHeatmap node's `mode` attribute (csrc HeatmapMode: 0 Gaussian, 1 disk).
-HEATMAP_MODE_CODES: dict[str, int] = {"gaussian": 0, "disk": 1}
-_MODE_NAMES: dict[int, str] = {code: name for name, code in HEATMAP_MODE_CODES.items()}
+# Integer codes of the PoseHeatmap node's `mode` attribute (csrc HeatmapMode, via pyposert._C).
+HEATMAP_MODE_CODES: dict[str, int] = torch_ops.HEATMAP_MODES
+WARP_NODE = "Warp"  # op type of the warp's node in the "pyposert" domain, version 1
+_DOMAIN, _DOMAIN_VERSION = "pyposert", 1
 
-
-def _check(source: Tensor, target: Tensor, mode: int, height: int, width: int) -> None:
-    if source.dim() != 3 or source.shape[-1] != 2 or source.shape != target.shape:
-        raise ValueError("pose_heatmaps expects source and target keypoints [B, K, 2] (x, y) of one shape, got "
-                         f"{list(source.shape)} and {list(target.shape)}")
-    if mode not in HEATMAP_MODE_CODES.values():
-        raise ValueError(f"pose_heatmaps mode must be 0 (gaussian) or 1 (disk), got {mode}")
-    if height < 1 or width < 1:
-        raise ValueError(f"pose_heatmaps size must be >= 1 x 1, got {height} x {width}")
-
-
-@torch.library.custom_op("pyposert::pose_heatmaps", mutates_args=())
-def _pose_heatmaps_op(source: Tensor, target: Tensor, mode: int, sigma: float, radius: float, height: int,
-                      width: int) -> Tensor:
-    """[B, K, 2], [B, K, 2] (x, y) model pixels -> float32 [B, 2K, H, W] (source channels first)."""
-    _check(source, target, mode, height, width)
-    return heatmaps_pair(source, target, height, width, mode=_MODE_NAMES[mode], sigma=sigma, radius=radius)
-
-
-@_pose_heatmaps_op.register_fake
-def _pose_heatmaps_fake(source: Tensor, target: Tensor, mode: int, sigma: float, radius: float, height: int,
-                        width: int) -> Tensor:
-    _check(source, target, mode, height, width)
-    return source.new_empty(source.shape[0], 2 * source.shape[1], height, width, dtype=torch.float32)
+torch_ops.register_all()
 
 
 def pose_heatmaps(source: Tensor, target: Tensor, height: int, width: int, mode: str = "gaussian",
@@ -66,3 +50,56 @@ def pose_heatmaps(source: Tensor, target: Tensor, height: int, width: int, mode:
     return torch.ops.pyposert.pose_heatmaps(source.to(torch.float32), target.to(torch.float32),
                                             HEATMAP_MODE_CODES[mode], float(sigma), float(radius), int(height),
                                             int(width))
+
+
+def warp(image: Tensor, source_keypoints: Tensor, target_keypoints: Tensor, height: int,
+         width: int) -> tuple[Tensor, Tensor]:
+    """The skeleton-driven warp through the ``pyposert::warp`` custom op (math: pyposert.ops.warp).
+
+    Args:
+        image: [B, C, Hs, Ws] float32 or float16 source image.
+        source_keypoints: float32 [B, 18, 2] COCO-18 (x, y) in source-image pixels.
+        target_keypoints: float32 [B, 18, 2] (x, y) in output pixels; missing: negative, NaN, inf.
+        height, width: output H, W.
+
+    Returns:
+        (warped [B, C, H, W], coverage [B, 1, H, W]) in the image's dtype. Not differentiable.
+    """
+    return torch.ops.pyposert.warp(image, source_keypoints.to(torch.float32), target_keypoints.to(torch.float32),
+                                   int(height), int(width))
+
+
+def register_warp_schema() -> None:
+    """Register the ONNX schema of ``pyposert::Warp`` (version 1) with ONNX's registry
+    (process-wide, idempotent); onnxscript resolves the node through it."""
+    if defs.has(WARP_NODE, _DOMAIN):
+        return
+    S = defs.OpSchema
+    defs.register_schema(S(
+        WARP_NODE, _DOMAIN, _DOMAIN_VERSION,
+        "Part-wise warp of a source image [B, C, Hs, Ws] from its COCO-18 skeleton (source_keypoints "
+        "[B, 18, 2] (x, y) source pixels) to a target skeleton (target_keypoints [B, 18, 2], output "
+        "pixels); missing joints negative/NaN. Outputs the composited source colours [B, C, height, width] "
+        "and the coverage [B, 1, height, width] in [0, 1] (csrc/warp.h).",
+        inputs=[S.FormalParameter("image", "T"), S.FormalParameter("source_keypoints", "K"),
+                S.FormalParameter("target_keypoints", "K")],
+        outputs=[S.FormalParameter("warped", "T"), S.FormalParameter("coverage", "T")],
+        type_constraints=[("T", ["tensor(float)", "tensor(float16)"], "image and outputs"),
+                          ("K", ["tensor(float)"], "keypoints are float32")],
+        attributes=[S.Attribute("height", S.AttrType.INT, "output H"),
+                    S.Attribute("width", S.AttrType.INT, "output W")]))
+
+
+def warp_translation() -> dict[Any, Any]:
+    """{torch op: onnxscript function} for ``torch.onnx.export(custom_translation_table=...)``:
+    ``pyposert::warp`` -> one ``pyposert::Warp`` node."""
+    import onnxscript
+
+    register_warp_schema()
+    op = onnxscript.values.Opset(_DOMAIN, _DOMAIN_VERSION)
+
+    def warp_node(image: Any, source_keypoints: Any, target_keypoints: Any, height: int, width: int) -> Any:
+        return op.Warp(image, source_keypoints, target_keypoints, height=int(height), width=int(width),
+                       _num_outputs=2)
+
+    return {torch.ops.pyposert.warp.default: warp_node}

@@ -17,12 +17,20 @@ def heatmaps_cuda(keypoints: int, out: int, dtype: int, batch: int, joints: int,
                   scale_x: float, scale_y: float, offset_x: float, offset_y: float, stream: int) -> None:
     """Device addresses; dtype 0 = float32, 1 = float16; runs on `stream` (cudaStream_t)."""
 
+HEATMAP_MODES: dict[str, int]  # heatmap mode name -> code (csrc HeatmapMode)
+DTYPES: dict[str, int]  # float dtype name -> code of the CUDA entry points' `dtype`
+ATTENTION_TILES: dict[str, int]  # the CUDA attention kernel's tiling (csrc attention_tiles)
+WARP_JOINTS: int  # keypoints per skeleton of the warp (COCO-18)
+
 def attention_cpu(q: npt.NDArray[np.float32], k: npt.NDArray[np.float32], v: npt.NDArray[np.float32],
                   out: npt.NDArray[np.float32], scale: float) -> None:
-    """q [B, Nq, Dk], k [B, Nk, Dk], v [B, Nk, Dv] -> out [B, Nq, Dv], float32."""
+    """q [B, Nq, Dk], k [B, Nk, Dk], v [B, Nk, Dv] -> out [B, Nq, Dv], float32; any batch and row
+    strides, unit-stride last axes."""
 
 def attention_cuda(q: int, k: int, v: int, out: int, dtype: int, batch: int, queries: int, keys: int,
-                   dk: int, dv: int, scale: float, stream: int) -> None: ...
+                   dk: int, dv: int, scale: float, q_strides: tuple[int, int], k_strides: tuple[int, int],
+                   v_strides: tuple[int, int], out_strides: tuple[int, int], stream: int) -> None:
+    """Device addresses; strides are (batch, row) in elements, the last axes unit-stride."""
 
 def warp_cpu(image: npt.NDArray[np.float32], source_keypoints: npt.NDArray[np.float32],
              target_keypoints: npt.NDArray[np.float32], out: npt.NDArray[np.float32],

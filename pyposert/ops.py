@@ -23,10 +23,13 @@ from ._arrays import ArrayInfo, array_info, empty_like_producer, stream_handle
 HeatmapMode = Literal["gaussian", "disk"]
 FloatDType = Literal["float32", "float16"]
 
-_MODES = {"gaussian": 0, "disk": 1}
-_DTYPE_CODES = {"float32": 0, "float16": 1}
+# Codes and limits the kernels define (csrc/heatmaps.h, common.h, attention.h).
+_MODES: dict[str, int] = dict(_C.HEATMAP_MODES)
+_DTYPE_CODES: dict[str, int] = dict(_C.DTYPES)
+ATTENTION_MAX_DK: int = int(_C.ATTENTION_TILES["max_dk"])
 
 __all__ = [
+    "ATTENTION_MAX_DK",
     "Letterbox",
     "attention",
     "from_model_output",
@@ -72,15 +75,16 @@ def _dtype_name(dtype: Any) -> str:
 
 
 def _output(out: Any, like: ArrayInfo, shape: tuple[int, ...], dtype: str, expected: str,
-            name: str = "out") -> tuple[Any, ArrayInfo]:
-    """Validate a caller-provided output array ``name`` or allocate one on ``like``'s device."""
+            name: str = "out", contiguous: bool = True) -> tuple[Any, ArrayInfo]:
+    """Validate a caller-provided output array ``name`` or allocate one on ``like``'s device
+    (C-contiguous unless ``contiguous`` is False, when the caller checks the layout)."""
     if out is None:
         if like.device == "cpu":
             out = np.empty(shape, dtype=dtype)
         else:
             out = empty_like_producer(like, shape, dtype, name)
     info = array_info(out, name)
-    _check(info, expected, shape, (dtype,))
+    _check(info, expected, shape, (dtype,), contiguous)
     if info.device == "cpu" and not info.numpy.flags.writeable:
         raise ValueError(f"{name} must be writable")
     _same_device(like, info)
@@ -195,6 +199,18 @@ def _heatmaps_into(kp: ArrayInfo, out: ArrayInfo, out_channels: int, channel_off
 
 
 # ------------------------------------------------------------------ attention
+def _row_strides(info: ArrayInfo, expected: str) -> tuple[int, int]:
+    """(batch, row) element strides of a [B, N, D] array whose last axis must be unit-stride."""
+    if 0 in info.shape:
+        return 0, 0  # nothing is read or written (and numpy may report zero strides)
+    item = 2 if info.dtype == "float16" else 4
+    sb, sr, sd = info.strides
+    if (info.shape[2] > 1 and sd != item) or sb % item or sr % item:
+        raise ValueError(f"{info.name} must have a C-contiguous last axis ({expected}; any batch and row "
+                         f"strides), got strides {list(info.strides)} bytes")
+    return sb // item, sr // item
+
+
 def attention(q: Any, k: Any, v: Any, *, scale: float = 1.0, out: Any = None, stream: Any = None) -> Any:
     """Fused softmax attention with different key and value widths.
 
@@ -202,10 +218,14 @@ def attention(q: Any, k: Any, v: Any, *, scale: float = 1.0, out: Any = None, st
     computed tile by tile with an online softmax; the Nq x Nk matrix is never stored.
 
     Args:
-        q: [B, Nq, Dk], k: [B, Nk, Dk], v: [B, Nk, Dv]; C-contiguous, one device, one dtype.
+        q: [B, Nq, Dk], k: [B, Nk, Dk], v: [B, Nk, Dv]; one device, one dtype.
             CPU: float32. CUDA: float32 or float16 (fp32 accumulation), Dk <= 128.
+            The last axis must be unit-stride; batch and row strides are free, so a head slice
+            (``x[:, :, h * d:(h + 1) * d]``), a transposed-batch view or a broadcast (stride-0)
+            batch is read in place, without a copy.
         scale: multiplies q . k (PoNA's attention uses 1.0; SDPA's default is 1/sqrt(Dk)).
-        out: optional [B, Nq, Dv] output.
+        out: optional [B, Nq, Dv] output, written in place; like the inputs it may be a strided
+            view with a unit-stride last axis, but its elements must not overlap.
         stream: CUDA stream, as in :func:`heatmaps`.
 
     Returns:
@@ -215,26 +235,30 @@ def attention(q: Any, k: Any, v: Any, *, scale: float = 1.0, out: Any = None, st
     device = _same_device(qi, ki, vi)
     dtypes = ("float32",) if device == "cpu" else ("float32", "float16")
     names = " or ".join(dtypes)
-    _check(qi, f"[B, Nq, Dk] {names}", (None, None, None), dtypes)
+    _check(qi, f"[B, Nq, Dk] {names}", (None, None, None), dtypes, contiguous=False)
     batch, queries, dk = qi.shape
-    _check(ki, f"[{batch}, Nk, {dk}] {qi.dtype} (batch and Dk of q)", (batch, None, dk), (qi.dtype,))
+    _check(ki, f"[{batch}, Nk, {dk}] {qi.dtype} (batch and Dk of q)", (batch, None, dk), (qi.dtype,),
+           contiguous=False)
     keys = ki.shape[1]
-    _check(vi, f"[{batch}, {keys}, Dv] {qi.dtype} (batch and Nk of k)", (batch, keys, None), (qi.dtype,))
+    _check(vi, f"[{batch}, {keys}, Dv] {qi.dtype} (batch and Nk of k)", (batch, keys, None), (qi.dtype,),
+           contiguous=False)
     dv = vi.shape[2]
     if dk < 1:
         raise ValueError(f"q must have Dk >= 1, got {qi.describe()}")
     if keys < 1 and batch * queries > 0:
         raise ValueError(f"k must have at least one key (Nk >= 1), got {ki.describe()}")
-    if device == "cuda" and dk > 128:
-        raise ValueError(f"CUDA attention supports Dk <= 128, got q {qi.describe()}")
+    if device == "cuda" and dk > ATTENTION_MAX_DK:
+        raise ValueError(f"CUDA attention supports Dk <= {ATTENTION_MAX_DK}, got q {qi.describe()}")
     scale = _finite("scale", scale)
     shape = (batch, queries, dv)
-    out, oi = _output(out, qi, shape, qi.dtype, f"[{batch}, {queries}, {dv}] {qi.dtype}")
+    expected = f"[{batch}, {queries}, {dv}] {qi.dtype}"
+    out, oi = _output(out, qi, shape, qi.dtype, expected, contiguous=False)
+    strides = [_row_strides(info, "[B, N, D]") for info in (qi, ki, vi)] + [_row_strides(oi, expected)]
     if device == "cpu":
         _C.attention_cpu(qi.numpy, ki.numpy, vi.numpy, oi.numpy, scale)
     else:
         _C.attention_cuda(qi.data, ki.data, vi.data, oi.data, _DTYPE_CODES[qi.dtype], batch, queries, keys,
-                          dk, dv, scale, stream_handle(stream, qi))
+                          dk, dv, scale, *strides, stream_handle(stream, qi))
     return out
 
 

@@ -108,3 +108,55 @@ def test_empty_batches_and_queries(rng):
     assert ops.attention(q, k, v).shape == (0, 5, 3)
     q, k, v = qkv(rng, 2, 0, 6, 8, 3)
     assert ops.attention(q, k, v).shape == (2, 0, 3)
+
+
+def strided_views(rng, batch=3, queries=45, keys=70, dk=8, dv=24, heads=3):
+    """q a head slice of [B, Nq, heads*Dk], k a transposed-batch view of [Nk, B, Dk], v broadcast
+    over the batch (stride 0), and a strided out: none of them C-contiguous."""
+    q_all = rng.standard_normal((batch, queries, heads * dk)).astype(np.float32)
+    q = q_all[:, :, dk:2 * dk]
+    k = rng.standard_normal((keys, batch, dk)).astype(np.float32).transpose(1, 0, 2)
+    v = np.broadcast_to(rng.standard_normal((1, keys, dv)).astype(np.float32), (batch, keys, dv))
+    assert not any(a.flags.c_contiguous for a in (q, k, v))
+    return q, k, v
+
+
+def test_strided_views_match_contiguous_copies_without_a_copy(rng):
+    q, k, v = strided_views(rng)
+    expected = ops.attention(*(np.ascontiguousarray(a) for a in (q, k, v)), scale=0.3)
+    buffer = np.full((q.shape[0], q.shape[1], 2 * v.shape[2] + 5), 7.0, np.float32)
+    out = buffer[:, :, 5:5 + v.shape[2]]  # rows 2 * Dv + 5 apart
+    assert ops.attention(q, k, v, scale=0.3, out=out) is out
+    np.testing.assert_array_equal(out, expected)  # same kernel, same order of operations
+    np.testing.assert_allclose(out, attention_ref(q, k, v, 0.3), rtol=2e-5, atol=2e-5)
+    assert (buffer[:, :, :5] == 7.0).all() and (buffer[:, :, 5 + v.shape[2]:] == 7.0).all()
+
+
+def test_native_entry_reads_strides_in_place(rng):
+    """pyposert._C itself takes the strided arrays: nothing on the way makes a packed copy."""
+    q, k, v = strided_views(rng, batch=2, queries=33, keys=129, dk=5, dv=40)
+    out = np.zeros((2, 40, 33), np.float32).transpose(0, 2, 1)  # columns of a [B, Dv, Nq] buffer
+    with pytest.raises(ValueError, match="C-contiguous"):  # the last axis must be unit-stride
+        pyposert._C.attention_cpu(q, k, v, out, 1.0)
+    out = np.zeros((33, 2, 40), np.float32).transpose(1, 0, 2)  # transposed batch
+    pyposert._C.attention_cpu(q, k, v, out, 1.0)
+    np.testing.assert_allclose(out, attention_ref(q, k, v, 1.0), rtol=2e-5, atol=2e-5)
+
+
+def test_overlapping_out_is_refused(rng):
+    q, k, v = qkv(rng, 1, 4, 6, 8, 3)
+    out = np.lib.stride_tricks.as_strided(np.zeros(3, np.float32), (1, 4, 3), (0, 0, 4), writeable=True)
+    with pytest.raises(ValueError, match="overlap"):
+        ops.attention(q, k, v, out=out)
+
+
+def test_torch_strided_views_are_read_in_place(rng):
+    torch = pytest.importorskip("torch")
+    q, k, v = strided_views(rng)
+    tq, tk, tv = (torch.from_numpy(np.ascontiguousarray(a)) for a in (q, k, v))
+    heads = torch.from_numpy(rng.standard_normal((3, 45, 3 * 8)).astype(np.float32))
+    heads[:, :, 8:16] = tq
+    out = torch.zeros(3, 45, 2 * 24)
+    ops.attention(heads[:, :, 8:16], tk.transpose(0, 1).contiguous().transpose(0, 1), tv, out=out[:, :, 24:])
+    np.testing.assert_allclose(out[:, :, 24:].numpy(), attention_ref(q, k, v, 1.0), rtol=2e-5, atol=2e-5)
+    assert (out[:, :, :24] == 0).all()

@@ -82,6 +82,22 @@ def test_attention_float16_error_rule(rng, queries, dk, dv):
     assert err_ours <= 2.0 * err_naive + 1e-4, (err_ours, err_naive)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_attention_strided_views_cuda(rng, dtype):
+    """A head slice, a transposed-batch view, a stride-0 batch and a strided out: read and
+    written in place, equal to the packed copies (CUDA twin of test_attention's test)."""
+    heads = cuda(rng.standard_normal((3, 45, 3 * 16)).astype(np.float32)).to(dtype)
+    q = heads[:, :, 16:32]
+    k = cuda(rng.standard_normal((70, 3, 16)).astype(np.float32)).to(dtype).transpose(0, 1)
+    v = cuda(rng.standard_normal((1, 70, 24)).astype(np.float32)).to(dtype).expand(3, 70, 24)
+    expected = ops.attention(q.contiguous(), k.contiguous(), v.contiguous(), scale=0.3)
+    buffer = torch.full((3, 45, 53), 7.0, dtype=dtype, device="cuda")
+    out = buffer[:, :, 5:29]
+    assert ops.attention(q, k, v, scale=0.3, out=out) is out
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert (buffer[:, :, :5] == 7).all() and (buffer[:, :, 29:] == 7).all()
+
+
 def test_attention_runs_on_the_callers_stream(rng):
     q = cuda(rng.standard_normal((1, 500, 32)).astype(np.float32))
     v = cuda(rng.standard_normal((1, 500, 64)).astype(np.float32))

@@ -4,9 +4,10 @@ Two functions live here because every training model must use exactly the math t
 runtime runs:
 
 - :func:`attention` -- softmax attention with key dim != value dim. It is the torch custom op
-  ``pyposert::attention`` (signature ``(q, k, v, scale: float) -> Tensor``). During training it
-  runs plain torch math on the CPU; at export time the op is what becomes pyposert's fused
-  CUDA kernel / the ONNX node ``pyposert::FusedAttention``. Every softmax attention in every
+  ``pyposert::attention`` (signature ``(q, k, v, scale: float) -> Tensor``), registered by
+  :mod:`pyposert.torch_ops` (forward: pyposert's fused kernel); this module attaches its
+  autograd and FLOP formula. At export time the op becomes the ONNX node
+  ``pyposert::FusedAttention``. Every softmax attention in every
   model goes through it. Inside :func:`plain_attention` it traces as ordinary
   MatMul/Softmax/MatMul instead, for a standard-op ONNX graph.
 - :func:`heatmaps` / :func:`heatmaps_pair` -- keypoints -> per-joint Gaussian or disk maps with
@@ -24,8 +25,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from pyposert import torch_ops
 
 __all__ = [
     "attention",
@@ -42,27 +44,7 @@ __all__ = [
 # ----------------------------------------------------------------------------------------
 
 
-def _check_attention_inputs(q: Tensor, k: Tensor, v: Tensor) -> None:
-    """Raise ValueError unless q [B, Nq, Dk], k [B, Nk, Dk], v [B, Nk, Dv] agree."""
-    if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
-        raise ValueError(
-            "attention expects q [B, Nq, Dk], k [B, Nk, Dk], v [B, Nk, Dv] (3-D each), got "
-            f"q {list(q.shape)}, k {list(k.shape)}, v {list(v.shape)}"
-        )
-    if not (q.dtype == k.dtype == v.dtype) or not q.dtype.is_floating_point:
-        raise ValueError(
-            "attention expects q, k, v of one floating dtype, got "
-            f"{q.dtype}, {k.dtype}, {v.dtype}"
-        )
-    bq, _, dq = q.shape
-    bk, nk, dk = k.shape
-    bv, nv, _ = v.shape
-    if not (bq == bk == bv):
-        raise ValueError(f"attention batch sizes differ: q {bq}, k {bk}, v {bv}")
-    if dq != dk:
-        raise ValueError(f"attention q and k feature dims differ: q [.., .., {dq}], k [.., .., {dk}]")
-    if nk != nv:
-        raise ValueError(f"attention k and v token counts differ: k [.., {nk}, ..], v [.., {nv}, ..]")
+_check_attention_inputs = torch_ops.check_attention_inputs
 
 
 def _attention_math(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
@@ -71,31 +53,6 @@ def _attention_math(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     if scale != 1.0:
         energy = energy * scale
     return torch.bmm(torch.softmax(energy, dim=-1), v)
-
-
-def _attention_forward_impl(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    _check_attention_inputs(q, k, v)
-    if k.shape[1] == 0 or q.shape[1] == 0 or q.shape[0] == 0:
-        # A sum over no keys is zero (softmax over an empty set would give NaN).
-        return q.new_zeros(q.shape[0], q.shape[1], v.shape[2])
-    # SDPA accepts Dk != Dv and an explicit scale; on the CPU it runs the same math as
-    # _attention_math (a little faster for large N). Contiguity keeps its fast paths.
-    return F.scaled_dot_product_attention(
-        q.contiguous(), k.contiguous(), v.contiguous(), scale=float(scale)
-    )
-
-
-@torch.library.custom_op("pyposert::attention", mutates_args=())
-def _attention_op(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    """pyposert::attention(q [B,Nq,Dk], k [B,Nk,Dk], v [B,Nk,Dv], scale) -> [B,Nq,Dv]."""
-    return _attention_forward_impl(q, k, v, scale)
-
-
-@_attention_op.register_fake
-def _attention_fake(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
-    # Same checks as the real op, so shape errors surface while tracing/exporting too.
-    _check_attention_inputs(q, k, v)
-    return q.new_empty(q.shape[0], q.shape[1], v.shape[2])
 
 
 def _attention_setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
@@ -135,7 +92,8 @@ def _attention_backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]
     return grad_q, grad_k, grad_v, None
 
 
-_attention_op.register_autograd(_attention_backward, setup_context=_attention_setup_context)
+torch_ops.register_attention()
+torch.library.register_autograd("pyposert::attention", _attention_backward, setup_context=_attention_setup_context)
 
 
 def _register_attention_flops() -> None:
@@ -218,7 +176,7 @@ def attention_reference(q: Tensor, k: Tensor, v: Tensor, scale: float | None = N
 # heatmaps
 # ----------------------------------------------------------------------------------------
 
-HEATMAP_MODES = ("gaussian", "disk")
+HEATMAP_MODES = tuple(torch_ops.HEATMAP_MODES)  # ("gaussian", "disk"), the kernel's modes
 
 
 def heatmaps(
@@ -266,33 +224,7 @@ def heatmaps(
         raise ValueError(f"sigma must be a positive finite number, got {sigma}")
     if mode == "disk" and not (radius >= 0 and math.isfinite(radius)):
         raise ValueError(f"radius must be a non-negative finite number, got {radius}")
-
-    kp = keypoints.to(torch.float32)
-    dev = kp.device
-    x, y = kp[..., 0], kp[..., 1]  # [B, K]
-    present = torch.isfinite(x) & torch.isfinite(y) & (x >= 0) & (y >= 0)
-    f32 = torch.float32
-    sx = torch.tensor(scale[0], dtype=f32, device=dev)
-    sy = torch.tensor(scale[1], dtype=f32, device=dev)
-    ox = torch.tensor(offset[0], dtype=f32, device=dev)
-    oy = torch.tensor(offset[1], dtype=f32, device=dev)
-    # Missing joints are replaced by 0 before the arithmetic so NaN/inf never reach exp();
-    # their channel is zeroed below anyway.
-    xt = torch.where(present, x, torch.zeros_like(x)) * sx + ox
-    yt = torch.where(present, y, torch.zeros_like(y)) * sy + oy
-
-    px = torch.arange(width, dtype=f32, device=dev)
-    py = torch.arange(height, dtype=f32, device=dev)
-    dx = px.view(1, 1, 1, width) - xt[..., None, None]  # [B, K, 1, W]
-    dy = py.view(1, 1, height, 1) - yt[..., None, None]  # [B, K, H, 1]
-    d2 = dx * dx + dy * dy  # [B, K, H, W], float32
-    if mode == "gaussian":
-        two_sigma_sq = torch.tensor(2.0 * sigma * sigma, dtype=f32, device=dev)
-        maps = torch.exp(-d2 / two_sigma_sq)
-    else:
-        r2 = torch.tensor(radius * radius, dtype=f32, device=dev)
-        maps = (d2 <= r2).to(f32)
-    return maps * present[..., None, None].to(f32)
+    return torch_ops.heatmaps(keypoints, height, width, mode, sigma, radius, scale, offset)
 
 
 def heatmaps_pair(
@@ -316,7 +248,5 @@ def heatmaps_pair(
             f"source and target keypoints must have one shape, got {list(source.shape)} and "
             f"{list(target.shape)}"
         )
-    kw: dict[str, Any] = dict(mode=mode, sigma=sigma, radius=radius, scale=scale, offset=offset)
-    return torch.cat(
-        [heatmaps(source, height, width, **kw), heatmaps(target, height, width, **kw)], dim=1
-    )
+    both = torch.cat([source, target], dim=1)  # [B, 2K, 2]: one map per joint, source first
+    return heatmaps(both, height, width, mode, sigma, radius, scale, offset)

@@ -8,6 +8,7 @@ and a README (inputs, outputs, shapes, attributes).
 
     pose_heatmap/     pyposert::PoseHeatmap     keypoints [B,18,2] x2 -> float32 [B,36,H,W]
     fused_attention/  pyposert::FusedAttention  q [B,N,Dk], k [B,N,Dk], v [B,N,Dv] -> [B,N,Dv]
+    warp/             pyposert::Warp            image [B,C,Hs,Ws], keypoints [B,18,2] x2 -> [B,C,H,W], [B,1,H,W]
 
 This module needs neither TensorRT nor a GPU: it finds nvcc and compiles (and caches) the
 PTX. :func:`register_plugins` imports the definitions, which needs TensorRT >= 10.9
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,8 @@ __all__ = [
     "compile_ptx",
     "default_cache_dir",
     "find_nvcc",
+    "float_bits",
+    "plugin_ptx",
     "register_plugins",
 ]
 
@@ -59,7 +63,8 @@ PLUGINS: dict[str, PluginSource] = {
                                           ("pyposert_pose_heatmap_f32",)),
     "pyposert::FusedAttention": PluginSource(
         "pyposert::FusedAttention", "fused_attention", "fused_attention_aot.cu",
-        tuple(f"pyposert_fused_attention_{t}_bd{bd}" for t in ("f32", "f16") for bd in (32, 64))),
+        tuple(f"pyposert_fused_attention_{t}_{tile}" for t in ("f32", "f16") for tile in ("bd32", "bd64", "narrow"))),
+    "pyposert::Warp": PluginSource("pyposert::Warp", "warp", "warp_aot.cu", ("pyposert_warp_f32", "pyposert_warp_f16")),
 }
 
 NVCC_FLAGS: tuple[str, ...] = ("-std=c++17", "-O3")
@@ -137,11 +142,26 @@ def compile_all(arch: str = "compute_75", cache_dir: Path | None = None) -> dict
     return {pid: compile_ptx(p, arch, cache_dir, nvcc) for pid, p in PLUGINS.items()}
 
 
+_ptx: dict[str, str] = {}  # {plugin id: PTX} handed over by register_plugins
+
+
+def plugin_ptx(plugin_id: str) -> str:
+    """The PTX the plugin ``plugin_id`` embeds in the engines built next (its aot_impl asks)."""
+    if plugin_id not in _ptx:
+        raise RuntimeError(f"{plugin_id} has no PTX: call export.plugins.register_plugins(ptx) first")
+    return _ptx[plugin_id]
+
+
+def float_bits(value: float) -> int:
+    """The IEEE-754 float32 bit pattern of ``value`` as a signed int32 (AOT kernels take int32
+    scalars only, so float attributes travel this way and the kernel reads __int_as_float)."""
+    return struct.unpack("<i", struct.pack("<f", float(value)))[0]
+
+
 def register_plugins(ptx: dict[str, str]) -> None:
     """Register the plugins with TensorRT's plugin registry (via ``tensorrt.plugin``), handing
     each its PTX. Idempotent per process; needs TensorRT >= 10.9."""
-    from .fused_attention import plugin as fused_attention
-    from .pose_heatmap import plugin as pose_heatmap
-
-    pose_heatmap.set_ptx(ptx["pyposert::PoseHeatmap"])
-    fused_attention.set_ptx(ptx["pyposert::FusedAttention"])
+    _ptx.update({pid: ptx[pid] for pid in PLUGINS})
+    from .fused_attention import plugin as _fused_attention  # noqa: F401 - importing registers
+    from .pose_heatmap import plugin as _pose_heatmap  # noqa: F401
+    from .warp import plugin as _warp  # noqa: F401

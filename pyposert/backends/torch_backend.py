@@ -113,36 +113,6 @@ def _no_cuda_device() -> bool:
     return bool(info["cuda_compiled"]) and int(info["cuda"]["device_count"]) == 0
 
 
-def _register_attention_op(torch: Any) -> None:
-    """Make ``torch.ops.pyposert.attention`` exist, backed by pyposert's fused kernel."""
-    try:
-        torch.ops.pyposert.attention  # noqa: B018 - registered already (training.ops, or earlier)
-        return
-    except (AttributeError, RuntimeError):
-        pass
-
-    # The schema is spelled out: this module's annotations are strings (postponed evaluation)
-    # naming a torch imported inside a function, which schema inference cannot resolve.
-    @torch.library.custom_op("pyposert::attention", mutates_args=(),
-                             schema="(Tensor q, Tensor k, Tensor v, float scale) -> Tensor")
-    def attention(q: Any, k: Any, v: Any, scale: float) -> Any:
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        out = q.new_empty(q.shape[0], q.shape[1], v.shape[2])
-        if k.shape[1] == 0 or out.numel() == 0:
-            return out.zero_()  # a sum over no keys is zero
-        if q.is_cuda and q.shape[2] <= 128 and q.dtype in (torch.float16, torch.float32):
-            ops.attention(q, k, v, scale=scale, out=out)  # on torch's current stream
-        elif not q.is_cuda and q.dtype == torch.float32:
-            ops.attention(q.numpy(), k.numpy(), v.numpy(), scale=scale, out=out.numpy())
-        else:  # shapes/dtypes the kernel does not take: the same math in torch
-            out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=float(scale))
-        return out
-
-    @attention.register_fake
-    def _(q: Any, k: Any, v: Any, scale: float) -> Any:
-        return q.new_empty(q.shape[0], q.shape[1], v.shape[2])
-
-
 def _placeholder_shape(node: Any) -> tuple[Optional[int], ...]:
     val = node.meta.get("val")
     shape = getattr(val, "shape", None)
@@ -159,11 +129,12 @@ class TorchBackend:
     def __init__(self, program: bytes, *, device: str = "cpu", where: str = "torch-export") -> None:
         torch = _import_torch()
         self._torch = torch
-        # Register pyposert::attention only for programs that call it (the deserialiser must
-        # resolve it): registering it unasked would make a later `import training.ops`,
-        # which defines the same op, fail in this process.
+        # The deserialiser must resolve the pyposert ops a program calls (registered once, by
+        # pyposert.torch_ops, with the native kernels as their forward).
         if _OP_MARKER in program:
-            _register_attention_op(torch)
+            from .. import torch_ops
+
+            torch_ops.register_all()
         # Checked and rebuilt first: no pickled entry, no non-operator call, no eval'd
         # expression reaches torch.export.load (pyposert.safety explains each).
         program = sanitize_torch_program(program, where)

@@ -1,8 +1,9 @@
 """TensorRT definition of ``pyposert::PoseHeatmap`` (``tensorrt.plugin``, ahead-of-time).
 
 ONNX node (domain "pyposert", op PoseHeatmap): inputs source_keypoints and target_keypoints,
-float32 [B, K, 2] (x, y) model pixels (missing: negative or NaN); attributes mode (0 gaussian,
-1 disk), sigma, radius (float, model pixels), height, width (int); output float32
+float32 [B, K, 2] (x, y) model pixels (missing: negative or NaN); attributes mode (a code of
+pyposert._C.HEATMAP_MODES: 0 gaussian, 1 disk), sigma, radius (float, model pixels), height,
+width (int); output float32
 [B, 2K, height, width], source channels first. The kernel is pose_heatmap_aot.cu.
 
 AOT limits: kernel arguments are integers only, so sigma and radius travel as the int32 bit
@@ -14,46 +15,23 @@ Import this module only through ``export.plugins.register_plugins`` (it imports 
 
 # No `from __future__ import annotations`: tensorrt.plugin checks these functions' type hints
 # against each other, and postponed (string) annotations would not compare equal.
-import math
-import struct
 from typing import List, Tuple, Union
 
 import tensorrt as trt
 import tensorrt.plugin as trtp
 
+from export.plugins import float_bits, plugin_ptx
+from pyposert.torch_ops import check_pose_heatmap_attributes
+
 PLUGIN_ID = "pyposert::PoseHeatmap"
 KERNEL = "pyposert_pose_heatmap_f32"
-_THREADS = 256  # must match pose_heatmap_aot.cu
-
-_ptx: str | None = None
-
-
-def set_ptx(ptx: str) -> None:
-    """The PTX of pose_heatmap_aot.cu (export.plugins.compile_ptx) used by the next builds."""
-    global _ptx
-    _ptx = ptx
-
-
-def float_bits(value: float) -> int:
-    """The IEEE-754 float32 bit pattern of ``value`` as a signed int32."""
-    return struct.unpack("<i", struct.pack("<f", float(value)))[0]
-
-
-def _check(mode: int, sigma: float, radius: float, height: int, width: int) -> None:
-    if mode not in (0, 1):
-        raise ValueError(f"pyposert::PoseHeatmap mode must be 0 (gaussian) or 1 (disk), got {mode}")
-    if height < 1 or width < 1:
-        raise ValueError(f"pyposert::PoseHeatmap needs height, width >= 1, got {height} x {width}")
-    if mode == 0 and not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"pyposert::PoseHeatmap sigma must be finite and > 0, got {sigma}")
-    if mode == 1 and not (math.isfinite(radius) and radius >= 0):
-        raise ValueError(f"pyposert::PoseHeatmap radius must be finite and >= 0, got {radius}")
+_THREADS = 256  # csrc heatmaps_kernel::kThreads, one thread per output pixel
 
 
 @trtp.register(PLUGIN_ID)
 def pose_heatmap_desc(source_keypoints: trtp.TensorDesc, target_keypoints: trtp.TensorDesc, mode: int,
                       sigma: float, radius: float, height: int, width: int) -> trtp.TensorDesc:
-    _check(mode, sigma, radius, height, width)
+    check_pose_heatmap_attributes(mode, sigma, radius, height, width)
     batch, joints = source_keypoints.shape_expr[0], source_keypoints.shape_expr[1]
     return trtp.from_shape_expr((batch, joints * 2, height, width), dtype=trt.float32)
 
@@ -69,9 +47,7 @@ def pose_heatmap_aot_impl(
     source_keypoints: trtp.TensorDesc, target_keypoints: trtp.TensorDesc, mode: int, sigma: float, radius: float,
     height: int, width: int, outputs: Tuple[trtp.TensorDesc],
 ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
-    if _ptx is None:
-        raise RuntimeError("pyposert::PoseHeatmap has no PTX: call export.plugins.register_plugins(ptx) first")
-    _check(mode, sigma, radius, height, width)
+    check_pose_heatmap_attributes(mode, sigma, radius, height, width)
     batch, joints = source_keypoints.shape_expr[0], source_keypoints.shape_expr[1]
     launch = trtp.KernelLaunchParams()
     launch.grid_x = (height * width + _THREADS - 1) // _THREADS
@@ -81,4 +57,4 @@ def pose_heatmap_aot_impl(
     # Kernel signature: (source, target, K, H, W, mode, sigma_bits, radius_bits, out).
     extra = trtp.SymIntExprs.from_tuple([trtp.SymInt32(e) for e in (joints, height, width, mode, float_bits(sigma),
                                                                      float_bits(radius))])
-    return KERNEL.encode(), _ptx.encode(), launch, extra
+    return KERNEL.encode(), plugin_ptx(PLUGIN_ID).encode(), launch, extra
