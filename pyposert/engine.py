@@ -52,7 +52,7 @@ from . import completion
 from .backends import DeviceFrames, open_backend
 from .completion import Completion
 from .estimators import MEDIAPIPE_INSTALL_HINT
-from .model import TASK_METHODS, TASKS, ModelContract, ModelSpec, load_model, resolve_contract
+from .model import TASK_METHODS, TASKS, WARP_INPUTS, ModelContract, ModelSpec, load_model, resolve_contract
 from .poses import (DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, REQUIRED_JOINTS, PersonChoice, PoseLike, check_minimum,
                     check_person, parse_pose)
 from .source import Source, check_output_size
@@ -183,9 +183,10 @@ class Engine:
         self.spec: ModelContract = resolve_contract(self._model, self._backend)
         batch = self.spec.inputs[self.spec.batch_input].shape[0]
         self.max_batch: int = batch or int(getattr(self._backend, "max_batch", 0) or 1 << 16)
-        # The device-frame path (load_source / render) is pose transfer only.
-        self._on_device = (self.spec.task == "pose_transfer" and self._backend.device != "cpu"
-                           and isinstance(self._backend, DeviceFrames))
+        # The device-frame path (load_source / render) is pose transfer only, and does not make
+        # the optional warp inputs: models taking them run through the host feeds (Source.feeds).
+        self._on_device = (self.spec.task == "pose_transfer" and not self.spec.has(WARP_INPUTS[0])
+                           and self._backend.device != "cpu" and isinstance(self._backend, DeviceFrames))
         # The default estimator is made on first need (a MediaPipe graph costs time and memory
         # that callers passing source poses never use), owned and closed by the Engine, and
         # called under a lock: MediaPipe graphs are not thread-safe.

@@ -467,10 +467,9 @@ class TensorRTBackend:
             self._copy(slot.target.ptr, slot.host_target.ctypes.data, slot.target.nbytes, "h2d")
             pose = slot.device["pose_heatmaps"]
             joints, h, w = slot.target.shape[1], pose.shape[2], pose.shape[3]
-            for b in range(slot.batch):
-                ops.heatmaps(slot.target.view((b,), (1, joints, 2)), h, w, mode=heatmap.mode, sigma=heatmap.sigma,
-                             radius=heatmap.radius, dtype=pose.dtype.name,
-                             out=pose.view((b, joints), (1, joints, h, w)), stream=stream)
+            # The target half [B, 18:36] of every sample, in one launch.
+            ops.heatmaps(slot.target, h, w, mode=heatmap.mode, sigma=heatmap.sigma, radius=heatmap.radius,
+                         dtype=pose.dtype.name, out=pose, channel_offset=joints, stream=stream)
         self._execute()
         image = slot.device[OUTPUT_NAME]
         for b in range(slot.batch):
