@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from pyposert import completion as C
+from pyposert.model import COMPLETION_INPUTS, COMPLETION_OUTPUTS
 from training.models.completion import CompletionConfig, CompletionGraph, CompletionModel
 from training.ops import plain_attention
 
@@ -99,9 +100,9 @@ def export_completion_onnx(model: CompletionModel, graph: str = "standard", prec
     module: nn.Module = CompletionGraph(model).eval()
     if precision == "fp16":
         module = _Half(module)
-    names = list(C.COMPLETION_INPUTS)
+    names = list(COMPLETION_INPUTS)
     kwargs: dict[str, Any] = dict(dynamo=True, opset_version=opset, input_names=names,
-                                  output_names=list(C.COMPLETION_OUTPUTS), dynamic_shapes=ox._dynamic(names),
+                                  output_names=list(COMPLETION_OUTPUTS), dynamic_shapes=ox._dynamic(names),
                                   verbose=False)
     if graph == "pyposert":
         ox.register_onnx_schemas()
@@ -130,9 +131,9 @@ def _ort_parity(data: bytes, model: CompletionModel, batches: tuple[int, ...] = 
     for b in batches:
         x = completion_inputs(model.config, b, seed=b)
         with torch.no_grad():
-            ref = dict(zip(C.COMPLETION_OUTPUTS, model.sample(*(x[n] for n in C.COMPLETION_INPUTS))))
-        got = dict(zip(C.COMPLETION_OUTPUTS, session.run(list(C.COMPLETION_OUTPUTS),
-                                                         {n: x[n].numpy() for n in C.COMPLETION_INPUTS})))
+            ref = dict(zip(COMPLETION_OUTPUTS, model.sample(*(x[n] for n in COMPLETION_INPUTS))))
+        got = dict(zip(COMPLETION_OUTPUTS, session.run(list(COMPLETION_OUTPUTS),
+                                                         {n: x[n].numpy() for n in COMPLETION_INPUTS})))
         for k in worst:
             worst[k] = max(worst[k], float(np.abs(ref[k].numpy() - got[k]).max()))
     return worst
@@ -205,8 +206,8 @@ def export_completion_bundle(folder: Path, output: Path, *, fp16: bool, tensorrt
         x = completion_inputs(cfg, 2)
         batch = torch.export.Dim("batch", min=1, max=4096)
         with torch.no_grad(), plain_attention():
-            program = torch.export.export(CompletionGraph(model).eval(), tuple(x[n] for n in C.COMPLETION_INPUTS),
-                                          dynamic_shapes={n: {0: batch} for n in C.COMPLETION_INPUTS})
+            program = torch.export.export(CompletionGraph(model).eval(), tuple(x[n] for n in COMPLETION_INPUTS),
+                                          dynamic_shapes={n: {0: batch} for n in COMPLETION_INPUTS})
         buf = io.BytesIO()
         torch.export.save(program, buf)
         payloads["model.pt2"] = ("torch-export", buf.getvalue(), {"precision": "fp32", "graph": "standard"})
@@ -228,7 +229,7 @@ def export_completion_bundle(folder: Path, output: Path, *, fp16: bool, tensorrt
         engine = build_engine(trt, data)
         x = completion_inputs(cfg, 1, seed=5)
         with torch.no_grad():
-            ref = model.sample(*(x[n] for n in C.COMPLETION_INPUTS))[1].numpy()
+            ref = model.sample(*(x[n] for n in COMPLETION_INPUTS))[1].numpy()
         err = float(np.abs(run_engine(trt, engine, x) - ref).max())
         ename = engine_payload_name(cc, trt.__version__, precision)
         payloads[ename] = ("tensorrt", engine, {"compute_capability": f"{cc[0]}.{cc[1]}",

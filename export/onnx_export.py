@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from export.torch_ops import HEATMAP_MODE_CODES, pose_heatmaps, warp_translation
+from pyposert.model import HEATMAP_INPUTS, KEYPOINT_INPUTS, OUTPUT_NAME
 from training.models import ModelConfig
 from training.ops import heatmaps_pair, plain_attention
 
@@ -279,10 +280,10 @@ def _dynamic(names: Sequence[str]) -> dict[str, dict[int, Any]]:
 def export_standard_onnx(generator: nn.Module, cfg: ModelConfig, opset: int = DEFAULT_OPSET) -> bytes:
     """``model.onnx`` (see the module docstring) as serialised ONNX bytes."""
     x = example_inputs(cfg)
-    names = ["source_image", "pose_heatmaps"]
+    names = list(HEATMAP_INPUTS)  # the heatmap contract of pyposert.model
     with torch.no_grad(), plain_attention(), _quiet_export():
-        program = torch.onnx.export(HeatmapGraph(generator).eval(), (x["source_image"], x["pose_heatmaps"]),
-                                    dynamo=True, opset_version=opset, input_names=names, output_names=["image"],
+        program = torch.onnx.export(HeatmapGraph(generator).eval(), tuple(x[n] for n in names),
+                                    dynamo=True, opset_version=opset, input_names=names, output_names=[OUTPUT_NAME],
                                     dynamic_shapes=_dynamic(names), verbose=False)
     return _finish(program.model_proto, cfg, "standard", "fp32")
 
@@ -291,11 +292,11 @@ def export_pyposert_onnx(generator: nn.Module, cfg: ModelConfig, opset: int = DE
                          precision: str = "fp32") -> bytes:
     """``model_pyposert.onnx`` (precision "fp32") or ``model_pyposert_fp16.onnx`` ("fp16")."""
     x = example_inputs(cfg)
-    names = ["source_image", "source_keypoints", "target_keypoints"]
+    names = list(KEYPOINT_INPUTS)  # the keypoint contract of pyposert.model
     wrapper = KeypointGraph(generator, cfg, precision).eval()
     with torch.no_grad(), _quiet_export():
-        program = torch.onnx.export(wrapper, (x["source_image"], x["source_keypoints"], x["target_keypoints"]),
-                                    dynamo=True, opset_version=opset, input_names=names, output_names=["image"],
+        program = torch.onnx.export(wrapper, tuple(x[n] for n in names),
+                                    dynamo=True, opset_version=opset, input_names=names, output_names=[OUTPUT_NAME],
                                     dynamic_shapes=_dynamic(names), custom_translation_table=_translation_table(),
                                     verbose=False)
     return _finish(program.model_proto, cfg, "pyposert", precision)

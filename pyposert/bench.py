@@ -4,10 +4,11 @@ whole retargeting loop -- with p50 / p99 latency per stage and each stage's shar
     pyposert bench [--model nram] [--backend auto] [--frames 200] [--warmup 20]
                    [--threads N] [--json out.json]
 
-(a) engine alone: ``Source.run`` per driving pose, split (host backends) into keypoints
-    (parse + letterbox into model pixels), heatmaps (target half of the network input),
-    network, and output (back to uint8 BGR at the photo's size); GPU backends that keep the
-    frame on the device are timed as one "engine" stage.
+(a) engine alone: ``Source.run`` per driving pose, split (host backends, through its
+    ``on_stage`` hook, :data:`pyposert.source.STAGES`) into keypoints (parse + letterbox into
+    model pixels), heatmaps (the network inputs: target heatmaps or keypoints), network, and
+    output (back to uint8 BGR at the photo's size); GPU backends that keep the frame on the
+    device are timed as one "engine" stage.
 (b) the retargeting loop (:func:`pyposert.retarget.retarget`): pose source -> One-Euro
     smoothing -> engine -> side-by-side layout -> .mp4 writer (a temporary file), with the
     loop's own stage timings (queue, pose, smooth, engine, write, end_to_end).
@@ -40,6 +41,7 @@ import numpy as np
 
 from ._cli_args import count
 from .pose_sources import PoseFrame, PoseSource
+from .source import STAGES
 
 __all__ = ["add_bench_parser", "cmd_bench", "demo_photo", "driving_motion", "bench_engine", "bench_retarget",
            "JitteredPoseSource"]
@@ -164,62 +166,32 @@ def bench_engine(engine: Any, photo: np.ndarray, photo_pose: np.ndarray, poses: 
     stages keypoints, heatmaps, network, output, total (host backends) or engine, total
     (device frames). fps = timed frames / their summed wall time.
     """
-    from . import ops
-    from .backends import OUTPUT_NAME
-
     src = engine.source(photo, photo_pose)
     usable = [p for p in poses if p is not None]
     if not usable:
         raise ValueError("no driving pose to run the engine on")
-    # Host backends: the steps of Source.run, timed one by one. They call the same internals
-    # Source.run does; the split is used only when its result equals Source.run's (checked on
-    # the first pose), so it cannot silently time something else.
-    split = getattr(src, "_device_source", None) is None
-    if split:
-        ref = src.run(usable[0], pose_size=frame_size, output_size="source")
-        split = bool(np.array_equal(ref, _split_run(src, usable[0], frame_size, ops, OUTPUT_NAME, None)))
-    stages = ("keypoints", "heatmaps", "network", "output") if split else ("engine",)
+    # Host backends report each step of Source.run (its on_stage hook); GPU backends that keep
+    # the frame on the device run it as one step, timed whole as "engine".
+    seen: list[str] = []
+    src.run(usable[0], pose_size=frame_size, output_size="source", on_stage=lambda stage, _: seen.append(stage))
+    split = "network" in seen
+    stages = STAGES if split else ("engine",)
     times: dict[str, list[float]] = {s: [] for s in stages + ("total",)}
     n = len(usable)
     for i in range(warmup):
         src.run(usable[i % n], pose_size=frame_size, output_size="source")
     count = len(poses)
+    record = (lambda stage, seconds: times[stage].append(seconds)) if split else None
     for i in range(count):
-        pose = usable[i % n]
-        if split:
-            _split_run(src, pose, frame_size, ops, OUTPUT_NAME, times)
-        else:
-            t0 = time.perf_counter()
-            src.run(pose, pose_size=frame_size, output_size="source")
-            times["engine"].append(time.perf_counter() - t0)
-            times["total"].append(times["engine"][-1])
+        t0 = time.perf_counter()
+        src.run(usable[i % n], pose_size=frame_size, output_size="source", on_stage=record)
+        times["total"].append(time.perf_counter() - t0)
+        if not split:
+            times["engine"].append(times["total"][-1])
     wall = float(np.sum(times["total"]))
     latency = _with_shares({s: _percentiles_ms(v) for s, v in times.items()}, "total")
     return {"frames": count, "warmup": warmup, "fps": round(count / wall, 3) if wall > 0 else None,
             "split": split, "latency": latency}
-
-
-def _split_run(src: Any, pose: np.ndarray, frame_size: Optional[tuple[int, int]], ops: Any, output_name: str,
-               times: Optional[dict[str, list[float]]]) -> np.ndarray:
-    """Source.run(pose, pose_size=frame_size, output_size="source") on a host backend, step by
-    step; appends each step's seconds to ``times`` (when given). uint8 [h, w, 3] BGR."""
-    engine = src._engine
-    t0 = time.perf_counter()
-    target = engine._target(pose, src.box, frame_size, src.frame)  # parse + frame + letterbox: (18, 2) model px
-    t1 = time.perf_counter()
-    feeds = src._feeds(target[None])  # target heatmaps into the cached [1, 36, H, W] input
-    t2 = time.perf_counter()
-    images = engine._backend.run(feeds)[output_name]
-    t3 = time.perf_counter()
-    out = ops.from_model_output(images[0], src.box, unletterbox=True)
-    if src._photo is not None:  # framing: the crop's result back into the photo
-        out = src.frame.paste(src._photo, out)
-    t4 = time.perf_counter()
-    if times is not None:
-        for stage, dt in zip(("keypoints", "heatmaps", "network", "output", "total"),
-                             (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
-            times[stage].append(dt)
-    return out
 
 
 # ------------------------------------------------------------------ (b) the retargeting loop

@@ -83,6 +83,7 @@ __all__ = [
     "InputSpec",
     "PayloadInfo",
     "is_bundle",
+    "looks_like_bundle",
     "read_bundle",
     "write_bundle",
 ]
@@ -101,7 +102,8 @@ _MAX_FRAME_SIDE = 4096  # model frame sides (pixels; the paper size is 256 x 176
 _MAX_COMPLETION_SIDE = 1024  # crop_size, latent (64 and 8 in the shipped model)
 # Payload names are archive paths: relative, '/'-separated, no '..', portable characters.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
-# What a network does (manifest "task"); the first is the default of manifests without the key.
+# What a network does (manifest "task"; Engine.task); the first is the default of manifests
+# without the key. The one definition: pyposert.model and pyposert.engine re-export it.
 TASKS: tuple[str, ...] = ("pose_transfer", "completion")
 # The completion labelling, spelled out here because this module imports only the standard
 # library; tests/test_completion_runtime.py checks they equal pyposert.completion's.
@@ -120,11 +122,12 @@ class HeatmapSpec:
     """How pose heatmaps are rasterised for this model (model pixels).
 
     mode: "gaussian" (exp(-d^2 / (2 sigma^2)), PATN/PoNA/NRAM) or "disk" (1 within radius, PG2).
+    The one definition of the convention: :mod:`pyposert.model` and the backends use it too.
     """
 
-    mode: str
-    sigma: float
-    radius: float
+    mode: str = "gaussian"
+    sigma: float = 6.0
+    radius: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -470,7 +473,7 @@ class Bundle:
 def _open_error(path: str, exc: BaseException, head: bytes) -> PlanError:
     if not head:
         return PlanError(f"not a pyposert .plan bundle: {path} (empty file)")
-    if head.startswith(_ZIP_MAGIC) or head.startswith(_EMPTY_ZIP_MAGIC):
+    if looks_like_bundle(head):
         return PlanError(f"pyposert .plan bundle {path} is truncated or corrupt: its zip structure cannot be "
                          f"read ({exc}); re-export or re-download it")
     return PlanError(f"not a pyposert .plan bundle: {path} (not a zip archive)")
@@ -544,6 +547,13 @@ def read_bundle(path: PathLike, trusted_keys: Any = None) -> Bundle:
     bundle = Bundle(p, manifest)
     bundle.signed_by = signed_by
     return bundle
+
+
+def looks_like_bundle(head: bytes) -> bool:
+    """True when a file's first bytes are a zip archive's, the container of every bundle. Such
+    a file is read as a bundle (:func:`read_bundle`), so a truncated or damaged one reports
+    what is wrong with it instead of being mistaken for another format."""
+    return head.startswith(_ZIP_MAGIC) or head.startswith(_EMPTY_ZIP_MAGIC)
 
 
 def is_bundle(path: PathLike) -> bool:

@@ -31,14 +31,14 @@ def describe_model(path: str) -> list[str]:
     Raises FileNotFoundError, PlanError (unusable file), BackendUnavailable (a bare .onnx
     without onnxruntime).
     """
-    from pyposert.engine import _TASK_METHODS, _load_model
+    from pyposert.model import TASK_METHODS, load_model
 
-    model = _load_model(path)
+    model = load_model(path)
     if model.kind == "bundle":
         b = model.bundle
         spec = b.input_spec
         lines = [f"  model       : {model.path} (bundle: {b.model_name} {b.model_version})",
-                 f"  task        : {b.task} (Engine.{_TASK_METHODS[b.task]})",
+                 f"  task        : {b.task} (Engine.{TASK_METHODS[b.task]})",
                  f"  model frame : {spec.height} x {spec.width}, heatmaps {spec.heatmap.mode} sigma "
                  f"{spec.heatmap.sigma:g} radius {spec.heatmap.radius:g}"]
         comp = b.completion_spec
@@ -47,7 +47,7 @@ def describe_model(path: str) -> list[str]:
         with pyposert.Engine(model.path, backend="onnxruntime", device="cpu", threads=1) as engine:
             hm = engine.spec.heatmap
             lines = [f"  model       : {model.path} (bare ONNX)",
-                     f"  task        : {engine.task} (Engine.{_TASK_METHODS[engine.task]})",
+                     f"  task        : {engine.task} (Engine.{TASK_METHODS[engine.task]})",
                      f"  model frame : {engine.spec.height} x {engine.spec.width}, heatmaps {hm.mode} sigma "
                      f"{hm.sigma:g} radius {hm.radius:g} (defaults of a bare file)"]
             comp = engine.spec.completion

@@ -140,11 +140,11 @@ def cmd_complete(args: argparse.Namespace) -> int:
     import cv2
 
     from .engine import Engine
-    from .retarget import _check_output, _load_source_pose
+    from .retarget import check_output, load_source_pose
 
     try:
-        output = _check_output(args.output)
-        grid_path = _check_output(args.grid) if args.grid else None
+        output = check_output(args.output)
+        grid_path = check_output(args.grid) if args.grid else None
         if args.garment is None and args.mask is None:
             raise ValueError(f"give --garment ({' | '.join(completion.GARMENTS)}) or --mask MASK.png")
         if not Path(args.image).is_file():
@@ -154,7 +154,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
             raise OSError(f"cannot read the photo {args.image}")
         parsing = _read_parsing(args.parsing)
         mask = _read_mask(args.mask)
-        pose = _load_source_pose(args.pose, "--pose")
+        pose = load_source_pose(args.pose, "--pose")
         with Engine(args.model, backend=args.backend, device=args.device) as engine:
             if engine.task != "completion":
                 raise ValueError(f"{args.model} is a {engine.task} model; `pyposert complete` needs a completion "

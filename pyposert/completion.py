@@ -33,11 +33,15 @@ frame H x W; RGB in [-1, 1]):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
 
 from . import ops
+from .framing import frame_person, full_frame
+
+if TYPE_CHECKING:
+    from .model import ModelContract
 
 __all__ = [
     "PARSING_CLASSES",
@@ -51,7 +55,11 @@ __all__ = [
     "DEFAULT_MARGIN",
     "DEFAULT_PAD",
     "Box",
+    "Completion",
+    "check_count",
+    "check_mask",
     "check_parsing",
+    "complete_photo",
     "garment_class",
     "garment_box",
     "region_box",
@@ -256,3 +264,152 @@ def noise(seed: int, samples: int, latent: int) -> np.ndarray:
 def colorize_parsing(parsing: np.ndarray) -> np.ndarray:
     """uint8 [h, w] classes 0..7 -> uint8 [h, w, 3] BGR picture with :data:`PARSING_PALETTE`."""
     return PARSING_PALETTE[check_parsing(parsing)]
+
+
+# ------------------------------------------------------------------ Engine.complete's run
+@dataclass(frozen=True)
+class Completion:
+    """What :meth:`Engine.complete` returns: ``samples`` completions of one photo, in sample
+    order (sample k of a seed is the same whatever ``samples`` is).
+
+    Attributes:
+        images: list of uint8 [h, w, 3] BGR, the photo with its erase region completed; every
+            pixel outside ``region`` is exactly the input photo's. With
+            ``output_size="model"``: uint8 [H, W, 3] BGR in the model frame (letterbox bars
+            included), as the network made it (no compositing).
+        parsings: list of uint8 [h, w] class maps (classes 0..7 of
+            :data:`PARSING_CLASSES`): the completed parsing, equal to the
+            input parsing outside ``region``; [H, W] model frame for ``output_size="model"``.
+        region: uint8 [h, w] (or [H, W] for "model"), 1 where the photo was erased, else 0.
+        seed: the seed of the noise (sample k used row k of ``noise(seed, ...)``).
+        garment: name of the erased garment ("hat", "top", "bottom", "shoes"), or None when
+            a mask was given without one.
+    """
+
+    images: list
+    parsings: list
+    region: np.ndarray
+    seed: int
+    garment: Optional[str]
+
+
+def check_count(value: Any, name: str) -> int:
+    """An integer >= 1 (not a bool), or ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_mask(mask: Any, size: tuple[int, int]) -> np.ndarray:
+    """A user erase mask: bool or integer [h, w] of the photo's size, nonzero = erase, not
+    empty. Returns uint8 [h, w] 0/1."""
+    if isinstance(mask, np.ndarray) and mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if isinstance(mask, np.ndarray) and not (mask.dtype == np.bool_ or np.issubdtype(mask.dtype, np.integer)):
+        raise ValueError(f"mask must be uint8 or bool [h, w] (nonzero = erase), got dtype {mask.dtype}")
+    region_box(mask, size)  # shape and emptiness, with their messages
+    return (mask != 0).astype(np.uint8)
+
+
+def model_box(box: Box, lb: ops.Letterbox) -> Box:
+    """A photo box -> the model-frame box covering it. Pixel edges map as e * scale + box
+    offset (Letterbox.to_model's pixel-centre map, on edges); the start is floored and the end
+    ceiled so every model pixel the photo box touches is erased; clipped to the letterbox's
+    content box and never empty (a thin box still erases one model pixel)."""
+    sx, sy = lb.scale
+    y_lo, y_hi = lb.box_y, lb.box_y + lb.box_height
+    x_lo, x_hi = lb.box_x, lb.box_x + lb.box_width
+    y0 = min(max(int(np.floor(box.y0 * sy + lb.box_y)), y_lo), y_hi - 1)
+    x0 = min(max(int(np.floor(box.x0 * sx + lb.box_x)), x_lo), x_hi - 1)
+    y1 = min(max(int(np.ceil(box.y1 * sy + lb.box_y)), y0 + 1), y_hi)
+    x1 = min(max(int(np.ceil(box.x1 * sx + lb.box_x)), x0 + 1), x_hi)
+    return Box(y0, x0, y1, x1)
+
+
+def complete_photo(run_network: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], spec: "ModelContract",
+                   max_batch: int, image: np.ndarray, labels: np.ndarray, keypoints: np.ndarray, cls: Optional[int],
+                   mask: Optional[np.ndarray], noise_rows: np.ndarray, seed: int, unletterbox: bool,
+                   use_frame: bool) -> Completion:
+    """:meth:`pyposert.engine.Engine.complete` once its arguments are checked: the erase
+    region, framing, the model-frame inputs, ``len(noise)`` samples in network calls of at
+    most ``max_batch``, and the results composited back into the photo.
+
+    image: uint8 [h, w, 3] BGR; labels: uint8 [h, w] classes; keypoints: float32 (18, 2) (x,
+    y) photo pixels, missing -1; cls: the garment class to erase (None: ``mask`` only);
+    mask: [h, w] nonzero = erase (None: the garment's box); noise_rows: float32 [samples, 2,
+    Z], row k for sample k (:func:`noise`).
+    """
+    h, w = int(image.shape[0]), int(image.shape[1])
+    comp = spec.completion
+    assert comp is not None
+    if mask is None:
+        box = garment_box(labels, cls, comp.margin, comp.pad)
+        region = box_mask(box, h, w)
+    else:
+        region = check_mask(mask, (h, w))
+        box = region_box(region, (h, w))
+    # Garment crops come from the whole photo (full resolution, whatever the framing).
+    rgb = np.ascontiguousarray(image[:, :, ::-1])
+    crops = garment_crops(rgb, labels, comp.crop_size, exclude=cls)
+
+    # Framing: the network sees a crop around the person that holds the erase region; the
+    # results are put back below (outside the region every pixel stays the photo's).
+    frame = (frame_person(keypoints, (h, w), (spec.height, spec.width),
+                          include=(box.x0, box.y0, box.x1 - 1, box.y1 - 1))
+             if use_frame else full_frame((h, w)))
+    photo, photo_labels, photo_region = image, labels, region
+    if not frame.is_whole:
+        image = np.ascontiguousarray(frame.cut(image))
+        labels = np.ascontiguousarray(frame.cut(labels))
+        region = np.zeros((frame.height, frame.width), np.uint8)  # nothing is erased in the padding
+        rows, cols, crows, ccols = frame.inside
+        region[crows, ccols] = photo_region[rows, cols]
+        keypoints = frame.to_crop(keypoints)
+        box = Box(box.y0 - frame.y0, box.x0 - frame.x0, box.y1 - frame.y0, box.x1 - frame.x0)
+        h, w = frame.height, frame.width
+
+    # Model-frame inputs (one photo; repeated over the batch below).
+    height, width = spec.height, spec.width
+    lb = ops.letterbox(h, w, height, width)
+    erase = np.zeros((height, width), np.uint8)
+    model_region = None if mask is None else letterbox_labels(region, lb)
+    if model_region is None or not model_region.any():  # a box, or a mask too thin to survive resampling
+        erase[model_box(box, lb).slices()] = 1
+    else:
+        erase = model_region
+    keep = (1 - erase).astype(np.float32)
+    model_image, _ = ops.to_model_input(image, height, width)
+    onehot = one_hot(letterbox_labels(labels, lb))
+    kp = lb.to_model(keypoints).astype(np.float32, copy=False)
+    maps = ops.heatmaps(kp[None], height, width, mode=spec.heatmap.mode, sigma=spec.heatmap.sigma,
+                        radius=spec.heatmap.radius)
+    one = {"masked_image": model_image * keep, "masked_parsing": onehot * keep,
+           "erase_mask": erase.astype(np.float32)[None], "pose_heatmaps": maps[0], "garment_crops": crops}
+
+    images: list[np.ndarray] = []
+    parsings: list[np.ndarray] = []
+    inside = region.astype(bool)
+    for start in range(0, len(noise_rows), max_batch):
+        rows = noise_rows[start:start + max_batch]
+        n = len(rows)
+        feeds = {name: np.ascontiguousarray(np.repeat(value[None], n, axis=0), dtype=spec.dtype(name))
+                 for name, value in one.items()}
+        feeds["noise"] = np.ascontiguousarray(rows, dtype=spec.dtype("noise"))
+        out = run_network(feeds)  # this thread's buffers: consumed before the next run
+        for b in range(n):
+            picture = ops.from_model_output(np.ascontiguousarray(out["image"][b]), lb,
+                                            unletterbox=unletterbox)
+            classes = np.ascontiguousarray(out["parsing"][b].argmax(axis=0).astype(np.uint8))
+            if unletterbox:
+                np.copyto(picture, image, where=~inside[:, :, None])  # outside the region: the photo, exactly
+                classes = np.where(inside, letterbox_labels(classes, lb, unletterbox=True), labels)
+                if not frame.is_whole:  # the crop's result back into the photo
+                    rows, cols, crows, ccols = frame.inside
+                    full, full_classes = photo.copy(), photo_labels.copy()
+                    full[rows, cols] = picture[crows, ccols]
+                    full_classes[rows, cols] = classes[crows, ccols]
+                    picture, classes = full, full_classes
+            images.append(picture)
+            parsings.append(np.ascontiguousarray(classes, dtype=np.uint8))
+    name = None if cls is None else PARSING_CLASSES[cls]
+    return Completion(images, parsings, photo_region if unletterbox else erase.astype(np.uint8), seed, name)

@@ -104,6 +104,7 @@ def heatmaps(
     offset: tuple[float, float] = (0.0, 0.0),
     dtype: Any = "float32",
     out: Any = None,
+    channel_offset: int = 0,
     stream: Any = None,
 ) -> Any:
     """Rasterise keypoints into one heatmap channel per joint.
@@ -118,19 +119,37 @@ def heatmaps(
         scale, offset: (x, y) map from the annotation frame to the output frame,
             x' = x * scale[0] + offset[0], y' = y * scale[1] + offset[1].
         dtype: float32 or float16 output.
-        out: optional [B, K, H, W] output on the keypoints' device.
+        out: optional C-contiguous [B, C, H, W] output on the keypoints' device, C >=
+            ``channel_offset`` + K (C = K when ``channel_offset`` is 0 and ``out`` is None).
+        channel_offset: the first channel written: channels [offset, offset + K) of every
+            sample of ``out`` are written, the others left as they are (so the target half
+            of a [B, 2K, H, W] pose input is filled in place with ``channel_offset=K``).
         stream: CUDA stream (int handle, torch/cupy stream); default: the producer's current.
 
     Returns:
-        [B, K, H, W] heatmaps, values in [0, 1], same device as ``keypoints``.
+        ``out`` ([B, C, H, W]), or a new [B, K, H, W]; values in [0, 1], same device as
+        ``keypoints``.
     """
     kp = array_info(keypoints, "keypoints")
     _check(kp, "[B, K, 2] float32 (x, y)", (None, None, 2), ("float32",))
     batch, joints = kp.shape[0], kp.shape[1]
     dt = _dtype_name(dtype)
     h, w = _size("height", height), _size("width", width)
-    out, out_info = _output(out, kp, (batch, joints, h, w), dt, f"[{batch}, {joints}, {h}, {w}] {dt}")
-    _heatmaps_into(kp, out_info, joints, 0, mode, sigma, radius, scale, offset, stream)
+    if isinstance(channel_offset, bool) or not isinstance(channel_offset, (int, np.integer)) or channel_offset < 0:
+        raise ValueError(f"channel_offset must be an integer >= 0, got {channel_offset!r}")
+    first = int(channel_offset)
+    if out is None and first:
+        raise ValueError(f"channel_offset={first} needs out= (the [B, C, H, W] buffer it indexes)")
+    # The channel count C is the given buffer's (its batch stride is C * H * W); a buffer of
+    # another rank fails in _output with the expected shape.
+    shape = tuple(getattr(out, "shape", ()))
+    channels = int(shape[1]) if len(shape) == 4 else joints + first
+    if channels < joints + first:
+        raise ValueError(f"out has {channels} channels; channel_offset + K = {first} + {joints} do not fit")
+    expected = f"[{batch}, {channels}, {h}, {w}] {dt}" + (f" (channels {first}..{first + joints - 1} written)"
+                                                          if channels != joints else "")
+    out, out_info = _output(out, kp, (batch, channels, h, w), dt, expected)
+    _heatmaps_into(kp, out_info, channels, first, mode, sigma, radius, scale, offset, stream)
     return out
 
 

@@ -61,7 +61,7 @@ def _side_by_side(left: np.ndarray, result: np.ndarray) -> np.ndarray:
     return np.concatenate([left, result], axis=1)
 
 
-def _check_output(output: Union[str, os.PathLike]) -> Path:
+def check_output(output: Union[str, os.PathLike]) -> Path:
     """Fail early (OSError) on an output path that cannot be written."""
     p = Path(output)
     if p.is_dir():
@@ -225,7 +225,7 @@ def retarget(engine: Any, source_image_bgr: np.ndarray, source_pose: Any, drivin
     live = bool(driving.live) if live is None else bool(live)
     if start_s > 0 and live:
         raise ValueError("start needs a file to skip into; a camera starts now")
-    out_path = _check_output(output) if output is not None else None
+    out_path = check_output(output) if output is not None else None
     # once per photo: fails fast on bad input
     src = (engine.source(source_image_bgr, source_pose) if framing is None
            else engine.source(source_image_bgr, source_pose, framing=framing))
@@ -488,7 +488,7 @@ def add_retarget_parser(subparsers: Any) -> None:
     p.set_defaults(fn=cmd_retarget)
 
 
-def _load_source_pose(path: Optional[str], flag: str = "--source-pose") -> Any:
+def load_source_pose(path: Optional[str], flag: str = "--source-pose") -> Any:
     """A pose file given on the command line (``flag`` names it in errors): .npy -> the
     array ((18, 2|3) (x, y[, confidence]) pixels), else the path (OpenPose .json, parsed and
     checked by the engine); None -> None. FileNotFoundError when missing."""
@@ -538,7 +538,7 @@ def cmd_retarget(args: Any) -> int:
         if not args.start >= 0:
             raise ValueError(f"--start must be >= 0 seconds, got {args.start}")
         photo = read_image(args.source, "--source photo")
-        photo_pose = _load_source_pose(args.source_pose)
+        photo_pose = load_source_pose(args.source_pose)
         if photo_pose is not None:  # one person of the file, chosen here
             photo_pose = parse_pose(photo_pose, person=photo_person, image_size=photo.shape[:2], name="--source-pose")
         try:

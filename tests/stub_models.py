@@ -121,3 +121,23 @@ def stub_bundle(path: Path, height: int, width: int) -> Path:
 
     onnx_path = heatmap_max_onnx(path.with_suffix(".onnx"), height, width)
     return write_bundle(path, stub_manifest(height, width), {"model.onnx": ("onnx", onnx_path.read_bytes(), None)})
+
+
+def warp_stub_onnx(path: Path, height: int, width: int) -> Path:
+    """A stub with the keypoint contract and its optional warp inputs: image [B, 3, H, W] =
+    warped_source * warp_coverage, so the output is exactly what the engine fed as the warp."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    def value(name: str, shape: list[Any]) -> Any:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch"] + shape)
+
+    inputs = [value("source_image", [3, height, width]), value("source_keypoints", [18, 2]),
+              value("target_keypoints", [18, 2]), value("warped_source", [3, height, width]),
+              value("warp_coverage", [1, height, width])]
+    nodes = [helper.make_node("Mul", ["warped_source", "warp_coverage"], ["image"])]
+    graph = helper.make_graph(nodes, "warp_stub", inputs, [value("image", [3, height, width])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

@@ -163,3 +163,13 @@ def test_warp_cuda_vs_cpu(rng, batch, dtype):
     both = np.broadcast_to((got_cov > 0.01) & (want_cov > 0.01), got.shape)
     err = np.abs(got - want)[both]
     assert err.size == 0 or (np.quantile(err, 0.999) < 10 * tol and err.mean() < tol)
+
+
+def test_heatmaps_channel_offset_cuda_vs_cpu(rng):
+    kp = keypoints(rng, 3, 18, 40, 28)
+    host = np.zeros((3, 36, 40, 28), np.float32)
+    ops.heatmaps(kp, 40, 28, sigma=2.0, out=host, channel_offset=18)
+    dev = torch.zeros((3, 36, 40, 28), device="cuda")
+    ops.heatmaps(cuda(kp), 40, 28, sigma=2.0, out=dev, channel_offset=18)
+    torch.cuda.synchronize()
+    np.testing.assert_allclose(dev.cpu().numpy(), host, rtol=1e-5, atol=1e-6)

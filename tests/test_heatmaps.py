@@ -159,3 +159,26 @@ def test_real_poses_from_the_annotation_files(rng):
     got = ops.heatmaps(kp, 64, 44, sigma=1.5, scale=scale, offset=offset)
     np.testing.assert_allclose(got, heatmaps_ref(kp, 64, 44, sigma=1.5, scale=scale, offset=offset),
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_channel_offset_writes_one_slice_of_a_larger_buffer(rng, dtype):
+    # One call over the batch equals the per-sample loop into the target half it replaces.
+    kp = random_keypoints(rng, 3, 18, 24, 16)
+    buf = np.full((3, 36, 24, 16), 7.0, dtype)
+    assert ops.heatmaps(kp, 24, 16, sigma=2.0, dtype=dtype, out=buf, channel_offset=18) is buf
+    loop = np.full((3, 36, 24, 16), 7.0, dtype)
+    for b in range(3):
+        ops.heatmaps(kp[b:b + 1], 24, 16, sigma=2.0, dtype=dtype, out=loop[b:b + 1, 18:])
+    assert np.array_equal(buf, loop)
+    assert (buf[:, :18] == 7.0).all()  # the other channels are left as they were
+
+
+def test_channel_offset_checks_the_buffer(rng):
+    kp = random_keypoints(rng, 2, 18, 8, 8)
+    with pytest.raises(ValueError, match="needs out="):
+        ops.heatmaps(kp, 8, 8, channel_offset=18)
+    with pytest.raises(ValueError, match="do not fit"):
+        ops.heatmaps(kp, 8, 8, out=np.empty((2, 30, 8, 8), np.float32), channel_offset=18)
+    with pytest.raises(ValueError, match="channel_offset must be"):
+        ops.heatmaps(kp, 8, 8, out=np.empty((2, 36, 8, 8), np.float32), channel_offset=-1)

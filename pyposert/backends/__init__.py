@@ -5,17 +5,9 @@ Every backend looks alike from the Engine's side (:class:`Backend`): ``name``, `
 on host numpy arrays. GPU backends may also keep the whole frame on the device
 (:class:`DeviceFrames`: upload, letterbox, heatmaps, network, back to uint8 in one CUDA graph).
 
-Three model I/O contracts exist (all: batch first, float32 unless an engine says otherwise):
-
-- heatmaps (``model.onnx``, payload kind "onnx"): ``source_image`` [B, 3, H, W] RGB in [-1, 1],
-  ``pose_heatmaps`` [B, 36, H, W] (18 source channels, then 18 target) -> ``image`` [B, 3, H, W];
-- keypoints (``model_pyposert.onnx`` / TensorRT engines): ``source_image`` [B, 3, H, W],
-  ``source_keypoints`` and ``target_keypoints`` [B, 18, 2] (x, y) model pixels, missing -1 ->
-  ``image``; the heatmaps are rasterised inside the engine;
-- completion (fashion image completion, :mod:`pyposert.completion`): ``masked_image``,
-  ``masked_parsing``, ``erase_mask``, ``pose_heatmaps`` [B, 18, H, W], ``garment_crops``,
-  ``noise`` -> ``parsing`` [B, 8, H, W] and ``image`` [B, 3, H, W]. Host arrays only: no
-  backend has a device-frame path (:class:`DeviceFrames`) for it.
+The model I/O contracts (heatmaps, keypoints, completion) are defined in :mod:`pyposert.model`,
+which resolves a :class:`~pyposert.model.ModelContract` once per opened model; backends bind
+tensors by name and need not know it, except to reject a network that follows none.
 
 Priority for ``backend="auto"``: TensorRT (GPU) -> torch on CUDA -> ONNX Runtime (CPU).
 Nothing here imports torch, tensorrt or onnxruntime at module import time.
@@ -30,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence, r
 
 import numpy as np
 
-from ..completion import COMPLETION_INPUTS, COMPLETION_OUTPUTS
-from ..errors import BackendUnavailable, PlanError
+from ..errors import BackendUnavailable
+from ..model import (COMPLETION_INPUTS, COMPLETION_OUTPUTS, HEATMAP_INPUTS, KEYPOINT_INPUTS, OUTPUT_NAME, HeatmapSpec,
+                     ModelFile, TensorSpec, contract_kind)
 
 if TYPE_CHECKING:
     from ..ops import Letterbox
@@ -50,6 +43,7 @@ __all__ = [
     "ModelFile",
     "TensorSpec",
     "backends_report",
+    "contract_kind",
     "open_backend",
     "parse_device",
 ]
@@ -58,59 +52,6 @@ BACKEND_NAMES = ("auto", "tensorrt", "torch", "onnxruntime")
 # "torch" in the automatic order means torch on a CUDA device; CPU torch is for parity checks
 # and is only used when asked for by name.
 AUTO_ORDER = ("tensorrt", "torch", "onnxruntime")
-
-HEATMAP_INPUTS = ("source_image", "pose_heatmaps")
-KEYPOINT_INPUTS = ("source_image", "source_keypoints", "target_keypoints")
-OUTPUT_NAME = "image"
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One input or output of a backend: name, shape (None = dynamic axis), numpy dtype name."""
-
-    name: str
-    shape: tuple[Optional[int], ...]
-    dtype: str = "float32"
-
-    def describe(self) -> str:
-        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
-        return f"{self.name} [{dims}] {self.dtype}"
-
-
-@dataclass(frozen=True)
-class HeatmapSpec:
-    """How keypoints become heatmaps (model pixels): Gaussian exp(-d^2 / (2 sigma^2)) or a
-    disk of ``radius`` (value 1 inside)."""
-
-    mode: str = "gaussian"
-    sigma: float = 6.0
-    radius: float = 4.0
-
-
-@dataclass
-class ModelFile:
-    """What the Engine was given: a bundle or a bare ONNX file.
-
-    ``kind``: "bundle" | "onnx" (a bare TensorRT engine is refused at load: engines are
-    native code and load only from bundles whose hashes check). ``bundle`` is the
-    ``pyposert.bundle.Bundle`` for bundles.
-    """
-
-    path: Path
-    kind: str
-    bundle: Any = None
-
-    def payload_names(self, kind: str) -> list[str]:
-        """Names of the bundle's payloads of ``kind`` ("onnx", "onnx-pyposert", "tensorrt",
-        "torch-export"); empty for bare files."""
-        if self.bundle is None:
-            return []
-        return list(self.bundle.payload_names(kind))
-
-    def read_payload(self, name: str) -> bytes:
-        """A payload's bytes, hash-checked by the bundle reader (PlanError when corrupt)."""
-        return bytes(self.bundle.read_payload(name))
-
 
 class Backend(Protocol):
     """What the Engine needs from a backend.
@@ -233,25 +174,3 @@ def module_installed(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
-
-
-def check_contract(inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], where: str) -> str:
-    """Which I/O contract a model follows: "heatmaps", "keypoints" or "completion" (by its
-    input names, as a set); PlanError otherwise or when an output it needs is missing."""
-    names = tuple(sorted(s.name for s in inputs))
-    out_names = [s.name for s in outputs]
-    if OUTPUT_NAME not in out_names:
-        raise PlanError(f"{where}: expected an output named {OUTPUT_NAME!r} [B, 3, H, W], got {out_names}")
-    if names == tuple(sorted(HEATMAP_INPUTS)):
-        return "heatmaps"
-    if names == tuple(sorted(KEYPOINT_INPUTS)):
-        return "keypoints"
-    if names == tuple(sorted(COMPLETION_INPUTS)):
-        missing = [n for n in COMPLETION_OUTPUTS if n not in out_names]
-        if missing:
-            raise PlanError(f"{where}: a completion model must output {list(COMPLETION_OUTPUTS)}, "
-                            f"got {out_names} (missing {missing})")
-        return "completion"
-    raise PlanError(
-        f"{where}: inputs must be {list(HEATMAP_INPUTS)} (heatmap models), {list(KEYPOINT_INPUTS)} "
-        f"(keypoint models) or {list(COMPLETION_INPUTS)} (completion models), got {[s.describe() for s in inputs]}")

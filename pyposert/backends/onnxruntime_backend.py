@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import BackendUnavailable, PlanError
 from ..safety import check_onnx, open_regular
-from . import ModelFile, TensorSpec, check_contract, parse_device
+from . import ModelFile, TensorSpec, contract_kind, parse_device
 
 __all__ = ["OnnxRuntimeBackend", "availability", "open_backend", "physical_cores"]
 
@@ -134,7 +134,7 @@ class OnnxRuntimeBackend:
         self.threads = options.intra_op_num_threads
         self.input_spec = {i.name: self._spec(i, where) for i in self._session.get_inputs()}
         self.output_spec = {o.name: self._spec(o, where) for o in self._session.get_outputs()}
-        self.contract = check_contract(list(self.input_spec.values()), list(self.output_spec.values()), where)
+        self.contract = contract_kind(list(self.input_spec.values()), list(self.output_spec.values()), where)
         self._local = threading.local()
 
     @staticmethod

@@ -36,8 +36,9 @@ import numpy as np
 from .. import ops
 from ..errors import BackendUnavailable, PlanError
 from ..safety import sanitize_torch_program
-from . import (COMPLETION_INPUTS, HEATMAP_INPUTS, KEYPOINT_INPUTS, OUTPUT_NAME, HeatmapSpec, ModelFile, TensorSpec,
-               check_contract, module_installed, parse_device)
+from ..model import contract_outputs
+from . import (OUTPUT_NAME, HeatmapSpec, ModelFile, TensorSpec, contract_kind, module_installed,
+               parse_device)
 
 if TYPE_CHECKING:
     from ..ops import Letterbox
@@ -150,37 +151,21 @@ class TorchBackend:
             raise PlanError(f"torch cannot load the program {where}: {type(exc).__name__}: {first}") from None
         finally:
             export_log.setLevel(level)
-        user_inputs = list(ep.graph_signature.user_inputs)
+        # The program's argument names are the contract's input names (the exporters and the
+        # training models name forward()'s arguments so); the contract follows from them.
+        names = list(ep.graph_signature.user_inputs)
         nodes = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
-        if set(user_inputs) in (set(HEATMAP_INPUTS), set(KEYPOINT_INPUTS), set(COMPLETION_INPUTS)):
-            names = user_inputs  # the contract's names, in the program's argument order
-        elif len(user_inputs) == 2:  # exported from forward(source, pose) with other argument names
-            names = list(HEATMAP_INPUTS)
-        elif len(user_inputs) == 3:
-            names = list(KEYPOINT_INPUTS)
-        elif len(user_inputs) == len(COMPLETION_INPUTS):  # forward(masked_image, ..., noise), other names
-            names = list(COMPLETION_INPUTS)
-        else:
-            raise PlanError(f"{where}: expected 2, 3 or {len(COMPLETION_INPUTS)} inputs ({list(HEATMAP_INPUTS)}, "
-                            f"{list(KEYPOINT_INPUTS)} or {list(COMPLETION_INPUTS)}), got {user_inputs}")
         self._order = names  # argument order of the program
         self.input_spec = {}
-        for name, node_name in zip(names, user_inputs):
-            shape = _placeholder_shape(nodes[node_name]) if node_name in nodes else ()
+        for name in names:
+            shape = _placeholder_shape(nodes[name]) if name in nodes else ()
             # A batch axis exported as static stays fixed (the Engine then runs batches in
             # chunks of that size); a dynamic one is None.
             self.input_spec[name] = TensorSpec(name, shape or (None,), "float32")
-        if set(names) == set(COMPLETION_INPUTS):
-            # The program returns (parsing, image): completion.COMPLETION_OUTPUTS order.
-            image = self.input_spec["masked_image"].shape
-            parsing = self.input_spec["masked_parsing"].shape
-            self.output_spec = {
-                "parsing": TensorSpec("parsing", (image[0],) + tuple(parsing[1:4]), "float32"),
-                OUTPUT_NAME: TensorSpec(OUTPUT_NAME, (image[0], 3) + tuple(image[2:4]), "float32")}
-        else:
-            image = self.input_spec["source_image"].shape
-            self.output_spec = {OUTPUT_NAME: TensorSpec(OUTPUT_NAME, (image[0], 3) + tuple(image[2:4]), "float32")}
-        self.contract = check_contract(list(self.input_spec.values()), list(self.output_spec.values()), where)
+        # The program returns one tensor per contract output, in the contract's order (a
+        # completion program returns (parsing, image)), and does not state their shapes.
+        self.contract = contract_kind(list(self.input_spec.values()), None, where)
+        self.output_spec = contract_outputs(self.contract, self.input_spec)
 
         self.device = device
         self._cuda = device.startswith("cuda")
@@ -382,9 +367,9 @@ class TorchBackend:
         def body() -> None:
             target.copy_(graph.host_inputs[0], non_blocking=True)
             if self.contract == "heatmaps":
-                for b in range(batch):  # one contiguous [1, 18, H, W] target half per sample
-                    ops.heatmaps(target[b:b + 1], h, w, mode=hm.mode, sigma=hm.sigma, radius=hm.radius,
-                                 dtype=dtype, out=pose[b:b + 1, joints:], stream=self._stream)
+                # The target half [B, 18:36] of every sample, in one launch.
+                ops.heatmaps(target, h, w, mode=hm.mode, sigma=hm.sigma, radius=hm.radius, dtype=dtype, out=pose,
+                             channel_offset=joints, stream=self._stream)
             out = self._forward(graph.device_inputs)
             for b in range(batch):
                 ops.from_model_output(out[b], box, unletterbox=unletterbox, out=pixels[b], stream=self._stream)
