@@ -6,8 +6,7 @@
 
 Everything that depends on what a network takes reads the :class:`ModelContract`: the
 :class:`~pyposert.engine.Engine`, :class:`~pyposert.source.Source` (which feeds it makes), the
-device-frame pipeline of the GPU backends (:mod:`pyposert.backends.device_frames`) and the
-exporters (``export/``). Adding a model input is a change here and in the code that produces it.
+device-frame paths of the GPU backends (TensorRT, torch) and the exporters (``export/``). Adding a model input is a change here and in the code that produces it.
 
 Input contracts (batch first; float32 unless a graph says float16; (x, y) pixel order):
 

@@ -5,7 +5,7 @@
 
 This module produces the network's inputs of pose transfer on the host (:meth:`Source.feeds`,
 from the model contract of :mod:`pyposert.model`); GPU backends that keep the frame on the
-device do the same steps there (:mod:`pyposert.backends.device_frames`).
+device do the same steps there (the ``DeviceFrames`` of the TensorRT and torch backends).
 """
 
 from __future__ import annotations
