@@ -305,10 +305,10 @@ _PT2_FIXED = {"archive_format", "archive_version", "byteorder", ".data/version",
               "data/constants/model_constants_config.json", "data/sample_inputs/model.pt"}
 _PT2_TENSOR = re.compile(r"^data/(weights/weight_|constants/tensor_)\d+$")
 _SAMPLE_INPUTS = "data/sample_inputs/model.pt"
-# Graph node targets: operators only. aten/prims hold the tensor maths; pyposert::* are
-# ours (the ops registered in pyposert.torch_ops). Anything else (a Python function reachable from torch, math or operator, e.g.
-# torch.serialization.os.system) would be called with arguments from the file when the
-# program runs.
+# Graph node targets: operators only. aten/prims hold the tensor maths; pyposert::* are ours
+# (registered in pyposert.torch_ops). Anything else (a Python function reachable from torch,
+# math or operator, e.g. torch.serialization.os.system) would be called with arguments from
+# the file when the program runs.
 _OP_TARGET = re.compile(r"^torch\.ops\.(aten|prims|pyposert)\.[A-Za-z][A-Za-z0-9_]*\.[A-Za-z][A-Za-z0-9_]*$")
 _SYM_TARGET = re.compile(r"^(_operator\.(getitem|add|sub|mul|floordiv|truediv|mod|pow|neg|eq|ne|lt|le|gt|ge|"
                          r"and_|or_|not_)|math\.(ceil|floor|trunc|sqrt)|torch\.sym_(int|float|max|min|not|sqrt|"
