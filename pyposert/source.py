@@ -232,7 +232,9 @@ class Source:
         feeds = dict(buffers, target_keypoints=targets)
         if self._warp_input is not None:
             warped, coverage = (buffers[name] for name in WARP_INPUTS)
-            image = self._warp_input if len(targets) == 1 else np.repeat(self._warp_input, len(targets), axis=0)
+            image = buffers["source_image"]  # already [B, 3, H, W], repeated once per batch size
+            if image.dtype != np.float32:  # a half-precision graph: the warp reads the float32 copy
+                image = self._warp_input if len(targets) == 1 else np.repeat(self._warp_input, len(targets), axis=0)
             w32, c32 = ops.warp(image, buffers["source_keypoints"], targets, spec.height, spec.width,
                                 out=warped if warped.dtype == np.float32 else None,
                                 coverage=coverage if coverage.dtype == np.float32 else None)

@@ -51,3 +51,10 @@ def test_engine_feeds_the_warp_of_the_source_onto_the_target(tmp_path, rng):
     want = ops.from_model_output(np.ascontiguousarray((warped * coverage)[0]), box, unletterbox=False)
     assert coverage.max() > 0.5  # the skeletons overlap the frame: something was warped
     assert np.array_equal(got, want)
+
+    # A batch feeds each frame its own warp: the same frames as one call each.
+    src = engine.source(photo, source_pose)
+    poses = [target_pose, target_pose + np.float32([-4.0, 1.0]), source_pose]
+    batch = src.run_batch(poses, output_size="model")
+    assert all(np.array_equal(b, src.run(p, output_size="model")) for b, p in zip(batch, poses))
+    assert not np.array_equal(batch[0], batch[1])
