@@ -104,7 +104,7 @@ _MAX_COMPLETION_SIDE = 1024  # crop_size, latent (64 and 8 in the shipped model)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 # What a network does (manifest "task"; Engine.task); the first is the default of manifests
 # without the key. The one definition: pyposert.model and pyposert.engine re-export it.
-TASKS: tuple[str, ...] = ("pose_transfer", "completion")
+TASKS: tuple[str, ...] = ("pose_transfer", "completion", "parsing")
 # The completion labelling, spelled out here because this module imports only the standard
 # library; tests/test_completion_runtime.py checks they equal pyposert.completion's.
 _PARSING_CLASSES: tuple[str, ...] = ("background", "face_hair", "upper_skin", "lower_skin", "hat", "top",

@@ -1,12 +1,14 @@
 """``pyposert complete``: fashion image completion from the command line.
 
-    pyposert complete --model completion.plan --image me.jpg --parsing me_parsing.png \
-        --pose me_keypoints.json --garment top --samples 4 --output out.png --grid grid.png
+    pyposert complete --image me.jpg --pose me_keypoints.json --garment top --samples 4 \
+        --output out.png --grid grid.png [--parsing me_parsing.png] [--model completion.plan]
 
-Reads the photo (any image OpenCV reads, BGR), its parsing (a single-channel PNG of class
-indices 0..7, :data:`pyposert.completion.PARSING_CLASSES`), its pose (OpenPose .json or .npy
-(18, 2|3) (x, y[, confidence]) pixels, as ``pyposert retarget --source-pose``) and optionally a
-mask (nonzero = erase); runs :meth:`pyposert.Engine.complete`; writes ``OUT.png`` for one
+Reads the photo (any image OpenCV reads, BGR), its pose (OpenPose .json or .npy (18, 2|3)
+(x, y[, confidence]) pixels, as ``pyposert retarget --source-pose``; without ``--pose`` the
+MediaPipe estimator of the pose extra finds it), its parsing (a single-channel PNG of class
+indices 0..7, :data:`pyposert.completion.PARSING_CLASSES`; without ``--parsing`` the parser
+model, ``--parser``, makes it from the photo and the pose) and optionally a mask (nonzero =
+erase); runs :meth:`pyposert.Engine.complete`; writes ``OUT.png`` for one
 sample, else ``OUT_0.png``, ``OUT_1.png``, ...; with ``--grid`` one picture: photo | erased
 (grey region) | each sample, and under each its colour-coded parsing
 (:data:`pyposert.completion.PARSING_PALETTE`). Prints one summary line. Bad input: one line
@@ -42,13 +44,19 @@ def add_complete_parser(subparsers: Any) -> None:
     """Register ``pyposert complete`` on an argparse sub-parser collection (used by cli.py)."""
     p = subparsers.add_parser(
         "complete", help="fashion image completion: erase one garment of a photo and generate completions")
-    p.add_argument("--model", required=True, help="completion model: .plan bundle (task 'completion') or .onnx")
+    p.add_argument("--model", default="completion",
+                   help="completion model: .plan bundle (task 'completion') or .onnx (default: the installed "
+                        "'completion')")
     p.add_argument("--image", required=True, metavar="PHOTO", help="photo of the person (BGR image file)")
-    p.add_argument("--parsing", required=True, metavar="PARSING.png",
+    p.add_argument("--parsing", metavar="PARSING.png",
                    help="its parsing: single-channel PNG of class indices 0..7 "
-                        f"({', '.join(f'{i} {c}' for i, c in enumerate(completion.PARSING_CLASSES))})")
-    p.add_argument("--pose", required=True, metavar="POSE.json",
-                   help="its pose: OpenPose .json (COCO-18 or BODY_25) or .npy (18, 2|3) (x, y[, conf]) pixels")
+                        f"({', '.join(f'{i} {c}' for i, c in enumerate(completion.PARSING_CLASSES))}); "
+                        "default: made from the photo by --parser")
+    p.add_argument("--parser", default="parser", metavar="PARSER.plan",
+                   help="parsing model used when --parsing is not given (default: the installed 'parser')")
+    p.add_argument("--pose", metavar="POSE.json",
+                   help="its pose: OpenPose .json (COCO-18 or BODY_25) or .npy (18, 2|3) (x, y[, conf]) pixels; "
+                        "default: estimated with MediaPipe (the pose extra)")
     p.add_argument("--garment", choices=completion.GARMENTS,
                    help="garment to erase and complete (its box, grown by the model's margin); with --mask it only "
                         "says which garment the region replaces")
@@ -133,6 +141,23 @@ def _one_line(exc: BaseException) -> str:
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
+def _estimate_pose(photo: np.ndarray) -> np.ndarray:
+    """The photo's pose from the MediaPipe estimator of the pose extra, (18, 3) pixels."""
+    from .engine import NO_POSE_ESTIMATOR, default_estimator
+
+    estimator = default_estimator(static_image_mode=True)
+    if estimator is None:
+        raise ValueError(f"give --pose POSE.json (the person's keypoints), or let pyposert find them: "
+                         f"{NO_POSE_ESTIMATOR}")
+    try:
+        pose = estimator(photo)
+    finally:
+        estimator.close()
+    if pose is None:
+        raise ValueError("no person found in the photo by the pose estimator; give --pose POSE.json")
+    return pose
+
+
 # ------------------------------------------------------------------ command
 def cmd_complete(args: argparse.Namespace) -> int:
     """``pyposert complete``: exit 0, or 2 with one line on stderr (bad or missing input,
@@ -152,9 +177,15 @@ def cmd_complete(args: argparse.Namespace) -> int:
         photo = cv2.imread(args.image, cv2.IMREAD_COLOR)
         if photo is None:
             raise OSError(f"cannot read the photo {args.image}")
-        parsing = _read_parsing(args.parsing)
         mask = _read_mask(args.mask)
-        pose = load_source_pose(args.pose, "--pose")
+        pose = load_source_pose(args.pose, "--pose") if args.pose else _estimate_pose(photo)
+        if args.parsing:
+            parsing = _read_parsing(args.parsing)
+        else:
+            with Engine(args.parser, backend=args.backend, device=args.device) as parser:
+                if parser.task != "parsing":
+                    raise ValueError(f"--parser {args.parser} is a {parser.task} model, not a parsing model")
+                parsing = parser.parse(photo, pose)
         with Engine(args.model, backend=args.backend, device=args.device) as engine:
             if engine.task != "completion":
                 raise ValueError(f"{args.model} is a {engine.task} model; `pyposert complete` needs a completion "
@@ -173,6 +204,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
         print(f"pyposert complete: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     what = args.garment if args.mask is None else f"mask {args.mask}" + (f" ({args.garment})" if args.garment else "")
+    if not args.parsing:
+        what += f" (parsing by {Path(args.parser).name})"
     wrote = [str(p) for p in paths] + ([str(grid_path)] if grid_path is not None else [])
     print(f"pyposert complete: {Path(args.model).name} on {backend} ({device}), erased {what}, "
           f"{args.samples} sample{'s' if args.samples != 1 else ''} (seed {args.seed}), "

@@ -28,6 +28,17 @@ frame H x W; RGB in [-1, 1]):
     noise           [B, 2, Z]      standard normal: [:, 0] shape latent, [:, 1] texture latent
     -> parsing      [B, 8, H, W]   completed parsing probabilities (input one-hot outside)
     -> image        [B, 3, H, W]   completed image (the input outside the erase region)
+
+Inside the erase region the photo keeps every pixel that is neither the erased garment's
+(in the photo, grown by :data:`GARMENT_GROW` pixels for anti-aliased edges) nor the completed
+garment's (:func:`generated_region`): background, arms and other garments come back exactly.
+
+Parser I/O (``PARSER_INPUTS`` / ``PARSER_OUTPUTS``, task "parsing"; :func:`parse_photo`): the
+parsing map a completion needs, from the photo and its pose:
+
+    photo           [B, 3, H, W]   the photo letterboxed into the model frame, RGB in [-1, 1]
+    pose_heatmaps   [B, 18, H, W]  Gaussian heatmaps of the person's COCO-18 pose
+    -> parsing      [B, 8, H, W]   class probabilities
 """
 
 from __future__ import annotations
@@ -56,6 +67,11 @@ __all__ = [
     "DEFAULT_PAD",
     "Box",
     "Completion",
+    "PARSER_INPUTS",
+    "PARSER_OUTPUTS",
+    "GARMENT_GROW",
+    "generated_region",
+    "parse_photo",
     "check_count",
     "check_mask",
     "check_parsing",
@@ -83,6 +99,9 @@ CROP_CHANNELS = 3 * len(GARMENTS)
 COMPLETION_INPUTS: tuple[str, ...] = ("masked_image", "masked_parsing", "erase_mask", "pose_heatmaps",
                                       "garment_crops", "noise")
 COMPLETION_OUTPUTS: tuple[str, ...] = ("parsing", "image")
+PARSER_INPUTS: tuple[str, ...] = ("photo", "pose_heatmaps")
+PARSER_OUTPUTS: tuple[str, ...] = ("parsing",)
+GARMENT_GROW = 2      # pixels: the photo's garment edges are anti-aliased into their neighbours
 DEFAULT_MARGIN = 0.1  # the box grows by 10 % of its height / width on each side
 DEFAULT_PAD = 2       # ... plus 2 pixels, so anti-aliased garment edges are erased too
 _NEUTRAL = 128        # uint8 value that becomes ~0 in [-1, 1]: "no garment" in a crop
@@ -261,6 +280,32 @@ def noise(seed: int, samples: int, latent: int) -> np.ndarray:
     return np.random.default_rng(int(seed)).standard_normal((samples, 2, latent)).astype(np.float32)
 
 
+def _grow_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """bool [h, w] dilated by a (2 pixels + 1) square."""
+    if pixels <= 0:
+        return mask
+    h, w = mask.shape
+    pad = np.pad(mask, pixels)
+    out = np.zeros_like(mask)
+    for dy in range(2 * pixels + 1):
+        for dx in range(2 * pixels + 1):
+            out |= pad[dy:dy + h, dx:dx + w]
+    return out
+
+
+def generated_region(region: np.ndarray, completed: np.ndarray, labels: np.ndarray, cls: int,
+                     grow: int = GARMENT_GROW) -> np.ndarray:
+    """bool [h, w]: the pixels of the erase region whose completed value is kept -- where the
+    completion put the garment (``completed == cls``) or where the photo had it (``labels ==
+    cls``, grown by ``grow`` pixels). Every other pixel of the region (background, skin, other
+    garments) is the photo's own.
+
+    region: bool/uint8 [h, w] erase region; completed, labels: uint8 [h, w] class maps (the
+    completed parsing and the photo's); cls: the erased garment's class."""
+    inside = region.astype(bool)
+    return inside & ((completed == cls) | _grow_mask(labels == cls, grow))
+
+
 def colorize_parsing(parsing: np.ndarray) -> np.ndarray:
     """uint8 [h, w] classes 0..7 -> uint8 [h, w, 3] BGR picture with :data:`PARSING_PALETTE`."""
     return PARSING_PALETTE[check_parsing(parsing)]
@@ -274,7 +319,10 @@ class Completion:
 
     Attributes:
         images: list of uint8 [h, w, 3] BGR, the photo with its erase region completed; every
-            pixel outside ``region`` is exactly the input photo's. With
+            pixel outside ``region`` is exactly the input photo's, and so is every pixel inside
+            it that neither the photo nor the completion gives to the garment
+            (:func:`generated_region`; with a mask and no garment the whole region is
+            generated). With
             ``output_size="model"``: uint8 [H, W, 3] BGR in the model frame (letterbox bars
             included), as the network made it (no compositing).
         parsings: list of uint8 [h, w] class maps (classes 0..7 of
@@ -401,8 +449,10 @@ def complete_photo(run_network: Callable[[dict[str, np.ndarray]], dict[str, np.n
                                             unletterbox=unletterbox)
             classes = np.ascontiguousarray(out["parsing"][b].argmax(axis=0).astype(np.uint8))
             if unletterbox:
-                np.copyto(picture, image, where=~inside[:, :, None])  # outside the region: the photo, exactly
                 classes = np.where(inside, letterbox_labels(classes, lb, unletterbox=True), labels)
+                kept = inside if cls is None else generated_region(inside, classes, labels, cls)
+                np.copyto(picture, image, where=~kept[:, :, None])  # elsewhere: the photo, exactly
+                classes = np.where(kept, classes, labels)
                 if not frame.is_whole:  # the crop's result back into the photo
                     rows, cols, crows, ccols = frame.inside
                     full, full_classes = photo.copy(), photo_labels.copy()
@@ -413,3 +463,40 @@ def complete_photo(run_network: Callable[[dict[str, np.ndarray]], dict[str, np.n
             parsings.append(np.ascontiguousarray(classes, dtype=np.uint8))
     name = None if cls is None else PARSING_CLASSES[cls]
     return Completion(images, parsings, photo_region if unletterbox else erase.astype(np.uint8), seed, name)
+
+
+# ------------------------------------------------------------------ the parser's run
+def parse_photo(run_network: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], spec: "ModelContract",
+                image: np.ndarray, keypoints: np.ndarray, use_frame: bool = True) -> np.ndarray:
+    """The 8-class parsing map of a photo from a parser network (task "parsing").
+
+    image: uint8 [h, w, 3] BGR; keypoints: float32 (18, 2) (x, y) photo pixels, missing -1.
+    The network sees the person framed as a completion frames it (:func:`frame_person`) and
+    letterboxed into H x W; its class probabilities are resized (bilinear) back to the frame's
+    pixels and the most likely class taken. Pixels outside the frame are background.
+    Returns uint8 [h, w], classes of :data:`PARSING_CLASSES`.
+    """
+    import cv2
+
+    h, w = int(image.shape[0]), int(image.shape[1])
+    height, width = spec.height, spec.width
+    frame = frame_person(keypoints, (h, w), (height, width)) if use_frame else full_frame((h, w))
+    crop = np.ascontiguousarray(frame.cut(image)) if not frame.is_whole else image
+    kp = keypoints if frame.is_whole else frame.to_crop(keypoints)
+    photo, lb = ops.to_model_input(crop, height, width)
+    kp_model = lb.to_model(kp).astype(np.float32, copy=False)
+    maps = ops.heatmaps(kp_model[None], height, width, mode=spec.heatmap.mode, sigma=spec.heatmap.sigma,
+                        radius=spec.heatmap.radius)
+    feeds = {"photo": np.ascontiguousarray(photo[None], dtype=spec.dtype("photo")),
+             "pose_heatmaps": np.ascontiguousarray(maps, dtype=spec.dtype("pose_heatmaps"))}
+    probs = np.asarray(run_network(feeds)["parsing"][0], np.float32)  # [8, H, W]
+    box = probs[:, lb.box_y:lb.box_y + lb.box_height, lb.box_x:lb.box_x + lb.box_width]
+    ch, cw = int(crop.shape[0]), int(crop.shape[1])
+    up = np.stack([cv2.resize(np.ascontiguousarray(c), (cw, ch), interpolation=cv2.INTER_LINEAR) for c in box])
+    labels = up.argmax(0).astype(np.uint8)
+    if frame.is_whole:
+        return labels
+    full = np.zeros((h, w), np.uint8)
+    rows, cols, crows, ccols = frame.inside
+    full[rows, cols] = labels[crows, ccols]
+    return full

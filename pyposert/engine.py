@@ -395,6 +395,28 @@ class Engine:
                                          mask, noise, int(seed), unletterbox,
                                          self.framing if framing is None else bool(framing))
 
+    def parse(self, image: np.ndarray, pose: PoseLike, *, framing: Optional[bool] = None) -> np.ndarray:
+        """The 8-class parsing map of a photo (a parser model, task "parsing"): what
+        :meth:`complete` takes as ``parsing`` when none was made by hand.
+
+        Args:
+            image: uint8 [h, w, 3] BGR photo of the person.
+            pose: the person's pose in the photo's pixels (as :meth:`complete`).
+            framing: parse a crop around the person (None: the engine's default, True).
+
+        Returns:
+            uint8 [h, w], classes 0..7 of :data:`pyposert.completion.PARSING_CLASSES`.
+        """
+        self.check_open()
+        self._require_task("parsing", "Engine.parse()")
+        image = check_image(image)
+        keypoints = parse_pose(pose, min_confidence=self.min_confidence, name="pose")
+        if (keypoints < 0).all():
+            raise ValueError("pose has no joint present (every joint missing); the parser needs the person's pose "
+                             "in the photo's pixels")
+        return completion.parse_photo(self.run_network, self.spec, image, keypoints,
+                                      self.framing if framing is None else bool(framing))
+
     # ---------------------------------------------------------------- seams for Source and bench
     @property
     def device_frames(self) -> Optional[DeviceFrames]:

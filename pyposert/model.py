@@ -22,7 +22,9 @@ Input contracts (batch first; float32 unless a graph says float16; (x, y) pixel 
   ``noise`` -> ``parsing`` [B, 8, H, W] and ``image``.
 
 The task (what :class:`~pyposert.engine.Engine` method runs the model) follows from the
-contract: "completion" for the completion contract, else "pose_transfer". A bundle's manifest
+contract: "completion" for the completion contract, "parsing" for the parser contract
+(``photo``, ``pose_heatmaps`` -> ``parsing`` [B, 8, H, W], :func:`pyposert.completion.parse_photo`),
+else "pose_transfer". A bundle's manifest
 says its task and frame; a bare ONNX file's come from its graph (heatmaps: DESIGN.md's
 Gaussian, sigma = 6 * H / 256).
 
@@ -54,6 +56,8 @@ KEYPOINT_INPUTS = ("source_image", "source_keypoints", "target_keypoints")
 WARP_INPUTS = ("warped_source", "warp_coverage")  # optional inputs of keypoint models
 COMPLETION_INPUTS = completion.COMPLETION_INPUTS
 COMPLETION_OUTPUTS = completion.COMPLETION_OUTPUTS
+PARSER_INPUTS = completion.PARSER_INPUTS
+PARSER_OUTPUTS = completion.PARSER_OUTPUTS
 
 # contract -> (required inputs, optional inputs, task). The first required input carries the
 # batch axis every input shares.
@@ -61,8 +65,11 @@ CONTRACTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "heatmaps": (HEATMAP_INPUTS, (), "pose_transfer"),
     "keypoints": (KEYPOINT_INPUTS, WARP_INPUTS, "pose_transfer"),
     "completion": (COMPLETION_INPUTS, (), "completion"),
+    "parsing": (PARSER_INPUTS, (), "parsing"),
 }
-TASK_METHODS = {"pose_transfer": "run() / source()", "completion": "complete()"}  # task -> Engine methods
+TASK_METHODS = {"pose_transfer": "run() / source()", "completion": "complete()",
+                "parsing": "parse()"}  # task -> Engine methods
+TASK_OUTPUTS = {"pose_transfer": (OUTPUT_NAME,), "completion": COMPLETION_OUTPUTS, "parsing": PARSER_OUTPUTS}
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ class ModelContract:
     Attributes:
         height, width: the model frame H x W (pixels).
         heatmap: how keypoints become heatmaps (the manifest's, or DESIGN.md's default).
-        contract: "heatmaps" | "keypoints" | "completion" (the module docstring lists each).
+        contract: "heatmaps" | "keypoints" | "completion" | "parsing" (the module docstring lists each).
         joints: joints per pose (18, COCO-18).
         completion: crop size, latent width and erase-region growth (completion only).
         inputs, outputs: name -> :class:`TensorSpec` of the network, as the backend reports
@@ -128,7 +135,7 @@ class ModelContract:
 
     @property
     def task(self) -> str:
-        """"pose_transfer" or "completion" (one of :data:`TASKS`)."""
+        """"pose_transfer", "completion" or "parsing" (one of :data:`TASKS`)."""
         return CONTRACTS[self.contract][2]
 
     @property
@@ -151,15 +158,15 @@ ModelSpec = ModelContract  # the name Engine.spec has always had
 # ------------------------------------------------------------------ contract from tensor names
 def contract_kind(inputs: Sequence[TensorSpec], outputs: Optional[Sequence[TensorSpec]], where: str) -> str:
     """Which input contract a network follows, by its input names (as a set): "heatmaps",
-    "keypoints" or "completion". PlanError when none matches or an output it needs is missing
+    "keypoints", "completion" or "parsing". PlanError when none matches or an output it needs is missing
     (``outputs`` None: a network that does not state its outputs, see :func:`contract_outputs`)."""
     names = {s.name for s in inputs}
     out_names = [s.name for s in outputs] if outputs is not None else list(_outputs_of(names))
-    if OUTPUT_NAME not in out_names:
+    if OUTPUT_NAME not in out_names and set(PARSER_INPUTS) != names:
         raise PlanError(f"{where}: expected an output named {OUTPUT_NAME!r} [B, 3, H, W], got {out_names}")
     for kind, (required, optional, task) in CONTRACTS.items():
         if names in (set(required), set(required) | set(optional)):  # optional inputs come together
-            wanted = COMPLETION_OUTPUTS if task == "completion" else (OUTPUT_NAME,)
+            wanted = TASK_OUTPUTS[task]
             missing = [n for n in wanted if n not in out_names]
             if missing:
                 raise PlanError(f"{where}: a {task} model must output {list(wanted)}, got {out_names} "
@@ -167,11 +174,13 @@ def contract_kind(inputs: Sequence[TensorSpec], outputs: Optional[Sequence[Tenso
             return kind
     raise PlanError(
         f"{where}: inputs must be {list(HEATMAP_INPUTS)} (heatmap models), {list(KEYPOINT_INPUTS)} "
-        f"(keypoint models, optionally with {list(WARP_INPUTS)}) or {list(COMPLETION_INPUTS)} (completion "
-        f"models), got {[s.describe() for s in inputs]}")
+        f"(keypoint models, optionally with {list(WARP_INPUTS)}), {list(COMPLETION_INPUTS)} (completion "
+        f"models) or {list(PARSER_INPUTS)} (parsers), got {[s.describe() for s in inputs]}")
 
 
 def _outputs_of(names: set[str]) -> tuple[str, ...]:
+    if set(PARSER_INPUTS) == names:
+        return PARSER_OUTPUTS
     return COMPLETION_OUTPUTS if set(COMPLETION_INPUTS) <= names else (OUTPUT_NAME,)
 
 
@@ -181,6 +190,8 @@ def contract_outputs(kind: str, inputs: Mapping[str, TensorSpec]) -> dict[str, T
     and ``image`` [B, 3, H, W]; else ``image``."""
     image = inputs[CONTRACTS[kind][0][0]].shape
     batch, frame = image[:1], tuple(image[2:4])
+    if kind == "parsing":
+        return {"parsing": TensorSpec("parsing", batch + (completion.NUM_CLASSES,) + frame, "float32")}
     outputs = {OUTPUT_NAME: TensorSpec(OUTPUT_NAME, batch + (3,) + frame, "float32")}
     if kind == "completion":
         parsing = inputs["masked_parsing"].shape
@@ -246,7 +257,7 @@ def resolve_contract(model: ModelFile, backend: "Backend") -> ModelContract:
         _, latent = _fixed_dims(inputs, "noise", 3, where)
         comp = CompletionSpec(size, latent, completion.DEFAULT_MARGIN, completion.DEFAULT_PAD)
     else:
-        height, width = _graph_size(inputs["source_image"], where)
+        height, width = _graph_size(inputs[CONTRACTS[kind][0][0]], where)
     if model.bundle is None:
         heatmap = HeatmapSpec("gaussian", 6.0 * height / 256.0, 4.0)  # DESIGN.md's convention
     contract = ModelContract(height, width, heatmap, kind, completion=comp, inputs=inputs, outputs=outputs)
@@ -268,7 +279,7 @@ def _bundle_frame(model: ModelFile) -> tuple[int, int, HeatmapSpec]:
 def _graph_size(image: TensorSpec, where: str) -> tuple[int, int]:
     shape = image.shape
     if len(shape) != 4 or shape[2] is None or shape[3] is None:
-        raise PlanError(f"{where}: source_image must be [B, 3, H, W] with a fixed H and W to run without a "
+        raise PlanError(f"{where}: {image.name} must be [B, 3, H, W] with a fixed H and W to run without a "
                         f"bundle manifest, got {image.describe()}")
     return int(shape[2]), int(shape[3])
 
@@ -286,6 +297,8 @@ def _fixed_dims(inputs: Mapping[str, TensorSpec], name: str, rank: int, where: s
 def _expected_shapes(contract: ModelContract) -> dict[str, tuple[int, ...]]:
     """Every tensor's shape after the batch axis, by name."""
     h, w, k = contract.height, contract.width, contract.joints
+    if contract.contract == "parsing":
+        return {"photo": (3, h, w), "pose_heatmaps": (k, h, w), "parsing": (completion.NUM_CLASSES, h, w)}
     if contract.contract != "completion":
         return {"source_image": (3, h, w), "pose_heatmaps": (2 * k, h, w), "source_keypoints": (k, 2),
                 "target_keypoints": (k, 2), "warped_source": (3, h, w), "warp_coverage": (1, h, w),
@@ -302,7 +315,7 @@ def _check_shapes(contract: ModelContract, where: str) -> None:
     """The network's tensors must agree with the manifest (PlanError naming both). Outputs a
     contract does not name (extra heads) are not checked."""
     expected = _expected_shapes(contract)
-    wanted = COMPLETION_OUTPUTS if contract.contract == "completion" else (OUTPUT_NAME,)
+    wanted = TASK_OUTPUTS[contract.task]
     tensors = list(contract.inputs.values()) + [contract.outputs[n] for n in wanted]
     comp = contract.completion
     detail = "" if comp is None else f", crop size {comp.crop_size}, latent {comp.latent}"

@@ -257,7 +257,7 @@ def test_completion_bundle_reads(models: dict[str, Path]) -> None:
     (lambda m: m["input"]["completion"].update(margin=-0.5), r"input\.completion\.margin must be finite and >= 0"),
     (lambda m: m["input"]["completion"].update(pad=True), r"input\.completion\.pad must be an integer"),
     (lambda m: m["input"]["completion"].pop("pad"), r"input\.completion has no 'pad'"),
-    (lambda m: m.update(task="inpainting"), r"task must be one of \['pose_transfer', 'completion'\]"),
+    (lambda m: m.update(task="inpainting"), r"task must be one of \['pose_transfer', 'completion', 'parsing'\]"),
 ])
 def test_invalid_completion_manifests(models: dict[str, Path], tmp_path: Path, edit: Any, message: str) -> None:
     bad = _rewrite_manifest(models["plan"], tmp_path / "bad.plan", edit)
@@ -633,3 +633,148 @@ def test_cli_info_shows_the_task(models: dict[str, Path], tmp_path: Path, capsys
     assert "task        : pose_transfer (Engine.run() / source())" in capsys.readouterr().out
     assert main(["info", "--model", str(tmp_path / "nope.plan")]) == 1
     assert "model file not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ keeping the photo, the parser
+def test_complete_keeps_the_photo_where_the_garment_is_not(engine: Engine, rng: np.random.Generator) -> None:
+    """Inside the erase box only the garment is painted: pixels that neither the photo nor the
+    completion gives to the garment (background, arms, the other garments) are the photo's."""
+    photo, parsing, pose = _person(rng)
+    top = completion.garment_class("top")
+    result = engine.complete(photo, parsing, pose, "top", seed=1, samples=2)
+    region = result.region.astype(bool)
+    grown_top = completion.generated_region(region, np.zeros_like(parsing), parsing, top)
+    assert grown_top[parsing == top].all() and not grown_top[~region].any()
+    for image, labels in zip(result.images, result.parsings):
+        kept = completion.generated_region(region, labels, parsing, top)
+        left = region & ~kept
+        assert kept.any() and left.any()  # the box holds arms and bottom too
+        np.testing.assert_array_equal(image[~kept], photo[~kept])
+        np.testing.assert_array_equal(labels[left], parsing[left])
+        assert np.abs(image[kept].astype(int) - photo[kept].astype(int)).mean() > 20  # the garment is painted
+    # With a mask and no garment nothing tells the garment apart: the whole region is painted.
+    mask = np.zeros(parsing.shape, np.uint8)
+    mask[20:50, 10:60] = 1
+    whole = engine.complete(photo, parsing, pose, None, mask=mask, seed=1)
+    assert np.abs(whole.images[0][mask == 1].astype(int) - photo[mask == 1].astype(int)).mean() > 20
+
+
+def test_generated_region_grows_the_photos_garment() -> None:
+    labels = np.zeros((9, 9), np.uint8)
+    labels[4, 4] = 5
+    region = np.ones((9, 9), bool)
+    completed = np.zeros((9, 9), np.uint8)
+    completed[0, 0] = 5
+    kept = completion.generated_region(region, completed, labels, 5, grow=2)
+    assert kept[2:7, 2:7].all() and kept[0, 0] and kept.sum() == 26
+    assert not completion.generated_region(np.zeros((9, 9), bool), completed, labels, 5).any()
+
+
+def parser_stub_onnx(path: Path, height: int, width: int) -> Path:
+    """A parser with the parsing contract: logits = bias + 6 x (max pose heatmap) for "top"
+    + 0.1 x mean photo for "background", softmax over the 8 classes: "top" near the joints,
+    background elsewhere."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    def value(name: str, channels: int) -> Any:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", channels, height, width])
+
+    bias = np.full((1, 8, 1, 1), -3.0, np.float32)
+    bias[0, 0] = 1.0
+    gain = np.zeros((1, 8, 1, 1), np.float32)
+    gain[0, 5] = 6.0
+    photo_gain = np.zeros((1, 8, 1, 1), np.float32)
+    photo_gain[0, 0] = 0.1
+    inits = [numpy_helper.from_array(bias, "bias"), numpy_helper.from_array(gain, "gain"),
+             numpy_helper.from_array(photo_gain, "photo_gain")]
+    nodes = [helper.make_node("ReduceMax", ["pose_heatmaps"], ["pose_max"], axes=[1], keepdims=1),
+             helper.make_node("ReduceMean", ["photo"], ["photo_mean"], axes=[1], keepdims=1),
+             helper.make_node("Mul", ["pose_max", "gain"], ["a"]),
+             helper.make_node("Mul", ["photo_mean", "photo_gain"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["ab"]),
+             helper.make_node("Add", ["ab", "bias"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["parsing"], axis=1)]
+    graph = helper.make_graph(nodes, "stub_parser", [value("photo", 3), value("pose_heatmaps", 18)],
+                              [value("parsing", 8)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def parser_models(models: dict[str, Path]) -> dict[str, Path]:
+    onnx = parser_stub_onnx(models["folder"] / "parser.onnx", H, W)
+    manifest = _manifest()
+    manifest["task"] = "parsing"
+    manifest["model"]["name"] = "parser-stub"
+    del manifest["input"]["completion"]
+    plan = write_bundle(models["folder"] / "parser.plan", manifest,
+                        {"model.onnx": ("onnx", onnx.read_bytes(), {"opset": 17})})
+    return {"onnx": onnx, "plan": plan}
+
+
+def test_parser_task_and_parse(parser_models: dict[str, Path], engine: Engine, rng: np.random.Generator) -> None:
+    photo, parsing, pose = _person(rng)
+    parser = Engine(parser_models["plan"], threads=1)
+    assert parser.task == "parsing" and parser.spec.contract == "parsing" and parser.size == (H, W)
+    assert "task='parsing'" in repr(parser) and parser.spec.heatmap.sigma == 1.5
+    labels = parser.parse(photo, pose)
+    assert labels.shape == (PH, PW) and labels.dtype == np.uint8
+    assert set(np.unique(labels)) == {0, 5}
+    # "top" where the stub's heatmaps are high: at the joints, background far from them
+    for x, y in pose[pose[:, 0] >= 0].round().astype(int):
+        assert labels[min(y, PH - 1), min(x, PW - 1)] == 5
+    assert labels[0, 0] == 0 and labels[PH - 1, 0] == 0
+    np.testing.assert_array_equal(parser.parse(photo, pose, framing=False).shape, (PH, PW))
+    bare = Engine(parser_models["onnx"], threads=1)
+    assert bare.task == "parsing" and bare.size == (H, W)
+    np.testing.assert_array_equal(bare.parse(photo, pose, framing=False), parser.parse(photo, pose, framing=False))
+    with pytest.raises(ValueError, match=r"Engine\.run\(\) needs a pose_transfer model; .* use Engine\.parse\(\)"):
+        parser.run(photo, pose, source_pose=pose)
+    with pytest.raises(ValueError, match=r"Engine\.parse\(\) needs a parsing model; .* use Engine\.complete\(\)"):
+        engine.parse(photo, pose)
+    with pytest.raises(ValueError, match="pose has no joint present"):
+        parser.parse(photo, np.full((18, 2), -1.0, np.float32))
+    assert parser.parse(photo, pose).shape == (PH, PW)  # still usable
+
+
+def test_cli_complete_without_a_parsing_map(models: dict[str, Path], parser_models: dict[str, Path],
+                                            files: dict[str, Any], engine: Engine, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    out = tmp_path / "out.png"
+    args = _args(models, files, "--garment", "top", "--seed", "2", "--output", str(out), "--parser",
+                 str(parser_models["plan"]))
+    i = args.index("--parsing")
+    del args[i:i + 2]
+    code = main(args)
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "(parsing by parser.plan)" in printed.out
+    labels = Engine(parser_models["plan"], threads=1).parse(files["photo"], files["pose"])
+    expected = engine.complete(files["photo"], labels, files["pose"], "top", seed=2)
+    np.testing.assert_array_equal(cv2.imread(str(out)), expected.images[0])
+    # a parser that is not one
+    args[args.index("--parser") + 1] = str(models["plan"])
+    assert main(args) == 2
+    assert "is a completion model, not a parsing model" in capsys.readouterr().err
+
+
+def test_cli_complete_without_a_pose_needs_the_estimator(models: dict[str, Path], files: dict[str, Any],
+                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pyposert.engine import default_estimator
+
+    estimator = default_estimator(static_image_mode=True)
+    if estimator is not None:
+        estimator.close()
+        pytest.skip("MediaPipe is installed here: the pose would be estimated")
+    args = _args(models, files, "--garment", "top", "--output", str(tmp_path / "out.png"))
+    i = args.index("--pose")
+    del args[i:i + 2]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "give --pose POSE.json" in err and "MediaPipe" in err and err.count("\n") == 1
