@@ -71,9 +71,13 @@ class LossSection:
 
 @dataclass(frozen=True)
 class DataSection:
+    """background, length, poses_dir: as :class:`training.data.completion.CompletionSamples`;
+    coordinate: share of training outfits made to go together (evaluation never sees it)."""
+
     background: str = "plain"
     length: int = 100_000
     poses_dir: str = ""
+    coordinate: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ from training.models.completion import CompletionDiscriminator, CompletionModel,
 # (evaluate_completion needs them too); they stay importable from here.
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "TrainSection", "LossSection", "DataSection",
            "CompletionTrainConfig", "CompletionCheckpoint", "is_completion_checkpoint", "load_completion_checkpoint",
-           "train_completion", "pose_heatmaps", "add_train_arguments", "run_from_args"]
+           "train_completion", "pose_heatmaps", "add_train_arguments", "run_from_args", "init_from",
+           "deconv_to_resize_conv"]
 
 
 def _weighted_ce(logits: Tensor, target: Tensor, erase: Tensor) -> Tensor:
@@ -112,8 +113,9 @@ class CompletionTrainer:
         mu_ac, lv_ac = tex.prior(b["garment_crops"])
         z_a = reparameterise(mu_a, lv_a, torch.randn_like(mu_a))
         z_p = reparameterise(mu_ac, lv_ac, torch.randn_like(mu_ac))
-        fake = tex.generate(b["masked_image"], b["parsing_onehot"], erase, z_a)
-        fake_p = tex.generate(b["masked_image"], b["parsing_onehot"], erase, z_p)
+        crops = b["garment_crops"]
+        fake = tex.generate(b["masked_image"], b["parsing_onehot"], erase, z_a, crops)
+        fake_p = tex.generate(b["masked_image"], b["parsing_onehot"], erase, z_p, crops)
         keep = 1.0 - erase
         comp, comp_p = real * keep + fake * erase, real * keep + fake_p * erase
         for p in self.disc.parameters():
@@ -150,6 +152,73 @@ class CompletionTrainer:
                                                         ("feature_match", fm),
                                                         ("g_adv", adv), ("d", d_loss))})
         return out
+
+
+# Which of the 3 taps (offsets -1, 0, +1) of a resize-then-3x3 convolution each of the 4 taps
+# of a 4x4 stride-2 padding-1 transposed convolution corresponds to, for one axis: output 2i
+# reads x[i] (tap 1) and x[i-1] (tap 3); the resize-convolution gives x[i-1] K0 + x[i] (K1 + K2).
+# Output 2i+1 reads x[i] (tap 2) and x[i+1] (tap 0), vs x[i] (K0 + K1) + x[i+1] K2.
+_DECONV_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+def deconv_to_resize_conv(weight: Tensor) -> Tensor:
+    """The 3x3 kernel [cout, cin, 3, 3] of nearest-resize-then-convolve closest (least squares
+    over the four output phases) to a 4x4 stride-2 padding-1 ConvTranspose2d ``weight``
+    [cin, cout, 4, 4]; exact when the deconvolution's phases are tied that way."""
+    p = torch.linalg.pinv(_DECONV_TAPS.to(weight.dtype))  # [3, 4]
+    return torch.einsum("ak,iokl,bl->oiab", p, weight, p).contiguous()
+
+
+def _sn_key(name: str) -> tuple[str, str] | None:
+    """(module path, suffix) of a spectral-norm tensor name, else None."""
+    for suffix in (".parametrizations.weight.original", ".parametrizations.weight.0._u", ".parametrizations.weight.0._v"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)], suffix
+    return None
+
+
+@torch.no_grad()
+def init_from(model: torch.nn.Module, state: Mapping[str, Tensor]) -> dict[str, list[str]]:
+    """Start ``model`` from another checkpoint's weights where they fit (fine-tuning after an
+    architecture change): tensors of the same shape are copied; a convolution with more input
+    channels (the photo statistics at a stem, the skip at an output layer) gets the old weights
+    for its first channels and zeros for the new ones (same function at the start); a 4x4
+    stride-2 transposed convolution becomes its closest resize-convolution
+    (:func:`deconv_to_resize_conv`, applied to its spectrally normalised weight). The power
+    iteration of every changed spectral norm is re-run. Returns {"copied", "widened",
+    "projected", "fresh"} parameter names."""
+    own = model.state_dict()
+    report: dict[str, list[str]] = {"copied": [], "widened": [], "projected": [], "fresh": []}
+    changed: set[str] = set()
+    for name, value in own.items():
+        old = state.get(name)
+        if old is not None and old.shape == value.shape:
+            value.copy_(old)
+            report["copied"].append(name)
+            continue
+        sn = _sn_key(name)
+        if sn is None or not sn[1].endswith("original"):
+            if sn is None:
+                report["fresh"].append(name)
+            continue
+        changed.add(sn[0])
+        if old is not None and old.dim() == 4 and old.shape[0] == value.shape[0] and old.shape[2:] == value.shape[2:] \
+                and old.shape[1] < value.shape[1]:
+            value.zero_()
+            value[:, : old.shape[1]] = old
+            report["widened"].append(name)
+        elif old is not None and old.dim() == 4 and old.shape[2:] == (4, 4) and value.shape[2:] == (3, 3) \
+                and (old.shape[1], old.shape[0]) == tuple(value.shape[:2]):
+            sigma = torch.linalg.matrix_norm(old.transpose(0, 1).reshape(old.shape[1], -1), ord=2)
+            value.copy_(deconv_to_resize_conv(old / sigma))
+            report["projected"].append(name)
+        else:
+            report["fresh"].append(name)
+    modules = dict(model.named_modules())
+    for path in changed:
+        sn = modules[path].parametrizations.weight[0]
+        sn._power_method(sn._reshape_weight_to_matrix(modules[path].parametrizations.weight.original), 50)
+    return report
 
 
 def _image_tensor(image_u8: Tensor) -> Tensor:
@@ -192,8 +261,11 @@ def _batches(ds: CompletionSamples, batch: int, seed: int, start: int, workers: 
 
 
 def train_completion(cfg: CompletionTrainConfig, out: str | os.PathLike[str], *, resume: bool = False,
-                     vgg_weights: str | None = None, progress: bool = True, device: str | None = None) -> dict[str, Any]:
-    """Run (or continue) training; returns the summary written to out/summary.json."""
+                     vgg_weights: str | None = None, progress: bool = True, device: str | None = None,
+                     init_from_run: str | None = None) -> dict[str, Any]:
+    """Run (or continue) training; returns the summary written to out/summary.json.
+    ``init_from_run``: start a new run from that run's CompletionModel weights where they fit
+    (:func:`init_from`; a fresh optimizer and discriminator)."""
     from tqdm import tqdm
 
     out = Path(out)
@@ -219,12 +291,16 @@ def train_completion(cfg: CompletionTrainConfig, out: str | os.PathLike[str], *,
         for k, o in trainer.opt.items():
             o.load_state_dict(ck.optimizers[k])
         start = ck.step
+    elif init_from_run:
+        report = init_from(trainer.model, load_completion_checkpoint(init_from_run).model)
+        print(f"started from {init_from_run}: " + ", ".join(f"{len(v)} {k}" for k, v in report.items())
+              + " tensors", file=sys.stderr)
     if note:
         print(note, file=sys.stderr)
     t = cfg.train
     ds = CompletionSamples(mcfg.height, mcfg.width, mcfg.crop_size, "train", t.seed, cfg.data.background,
                            margin=mcfg.margin, pad=mcfg.pad, length=cfg.data.length,
-                           poses_dir=cfg.data.poses_dir or None)
+                           poses_dir=cfg.data.poses_dir or None, coordinate=cfg.data.coordinate)
     eval_ds = CompletionSamples(mcfg.height, mcfg.width, mcfg.crop_size, "eval", t.seed, cfg.data.background,
                                 margin=mcfg.margin, pad=mcfg.pad, poses_dir=cfg.data.poses_dir or None)
     out.mkdir(parents=True, exist_ok=True)
@@ -287,6 +363,8 @@ def add_train_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--log-every", type=count(0), help="log every N steps (0 = only at the end)")
     ap.add_argument("--out", help="run folder (default runs/completion_<size>)")
     ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    ap.add_argument("--init-from", metavar="RUN", help="start from this completion run's weights where they fit")
+    ap.add_argument("--threads", type=count(1), help="torch intra-op threads (default: torch's)")
     ap.add_argument("--vgg-weights", help="VGG-19 state dict for the content/style losses")
     ap.add_argument("--device", help="cpu | cuda | cuda:N")
     ap.add_argument("--no-progress", action="store_true")
@@ -309,6 +387,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             tr[key] = getattr(args, flag)
     d = {**d, "train": tr}
     cfg = CompletionTrainConfig.from_dict(d, args.config or "config")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     train_completion(cfg, out, resume=args.resume, vgg_weights=args.vgg_weights, progress=not args.no_progress,
-                     device=args.device)
+                     device=args.device, init_from_run=None if args.resume else args.init_from)
     return 0

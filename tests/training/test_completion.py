@@ -267,3 +267,152 @@ def test_vgg_content_and_style_are_opt_in(tmp_path: Path, poses_dir: str) -> Non
     vgg = VGGFeatures.from_weights(str(tmp_path / "vgg19.safetensors"), "vgg19", ["relu1_2"])
     with_vgg = CompletionTrainer(cfg, torch.device("cpu"), vgg).step(batch, 0)
     assert with_vgg["appearance"] > with_vgg["pixel_l1"] > 0
+
+
+# ------------------------------------------------------------------ measures, upsampling, photo conditioning
+def test_checkerboard_measure_sees_the_grid_and_not_texture() -> None:
+    from training.evaluate_completion import checkerboard
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((64, 64), bool)
+    mask[8:56, 8:56] = True
+    flat = np.full((64, 64, 3), 120, np.uint8)
+    assert checkerboard(flat, mask) == 0.0
+    texture = np.clip(120 + rng.normal(0, 30, (64, 64, 3)), 0, 255).astype(np.uint8)
+    tile = rng.normal(0, 20, (8, 8))
+    grid = np.clip(texture.astype(np.float64) + np.tile(tile, (8, 8))[:, :, None], 0, 255).astype(np.uint8)
+    noise_only, with_grid = checkerboard(texture, mask), checkerboard(grid, mask)
+    assert noise_only < 2.0 < 10.0 < with_grid  # texture without the grid: about 0; the grid: its RMS
+    stripes = np.tile((np.arange(64) % 5 < 2)[None, :, None] * 80 + 80, (64, 1, 3)).astype(np.uint8)
+    assert checkerboard(stripes, mask) < 3.0  # a pattern off the 8-pixel grid is texture
+    assert np.isnan(checkerboard(grid, np.zeros((64, 64), bool)))
+
+
+def test_spearman_and_colour_tracking() -> None:
+    from training.evaluate_completion import colour_tracking, spearman
+
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert spearman(x, x ** 3) == pytest.approx(1.0)
+    assert spearman(x, -x) == pytest.approx(-1.0)
+    assert spearman(x, np.array([1.0, 1.0, 2.0, 2.0, 3.0])) == pytest.approx(0.9486832980505138)
+    assert np.isnan(spearman(x, np.ones(5))) and np.isnan(spearman(x[:2], x[:2]))
+    rng = np.random.default_rng(1)
+    visible = rng.normal(0, 1, (40, 3))
+    rho = colour_tracking(visible * 2 + 0.1 * rng.normal(0, 1, (40, 3)), visible)
+    assert min(rho[c] for c in ("L", "a", "b")) > 0.9 and rho["mean"] > 0.9
+    assert rho["slope"] == pytest.approx(2.0, abs=0.1)
+    tiny = colour_tracking(visible * 0.01 + 50.0, visible)  # perfectly ranked, barely moving
+    assert tiny["mean"] == pytest.approx(1.0) and tiny["slope"] == pytest.approx(0.01)
+    assert abs(colour_tracking(rng.normal(0, 1, (40, 3)), visible)["mean"]) < 0.4
+
+
+def test_resize_up_blocks_have_no_transposed_convolution() -> None:
+    from training.models.completion import UPSAMPLE_MODES
+
+    new = CompletionModel(completion_config("rt", **{k: v for k, v in TINY.items() if k not in ("height", "width")}))
+    assert new.config.upsample == "resize" and new.config.photo_condition
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in new.modules())
+    old = CompletionModel(completion_config("rt", upsample="deconv", photo_condition=False))
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in old.modules())
+    # A config written before these fields (no keys) is the old network, so its checkpoint loads.
+    legacy = {k: v for k, v in completion_config("rt").to_dict().items() if k not in ("upsample", "photo_condition")}
+    cfg = type(new.config).from_dict(legacy)
+    assert cfg.upsample == "deconv" and not cfg.photo_condition
+    with pytest.raises(ValueError, match=r"upsample must be one of \('resize', 'deconv'\)"):
+        completion_config("rt", upsample="bilinear")
+    assert UPSAMPLE_MODES == ("resize", "deconv")
+
+
+def test_deconvolution_projects_exactly_onto_a_resize_convolution() -> None:
+    from training.train_completion import _DECONV_TAPS, deconv_to_resize_conv
+
+    g = torch.Generator().manual_seed(0)
+    kernel = torch.randn(5, 4, 3, 3, generator=g)
+    tied = torch.einsum("ka,oiab,lb->iokl", _DECONV_TAPS, kernel, _DECONV_TAPS)  # a deconvolution a resize-conv can equal
+    x = torch.randn(2, 4, 6, 7, generator=g)
+    y_deconv = torch.nn.functional.conv_transpose2d(x, tied, stride=2, padding=1)
+    up = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+    y_resize = torch.nn.functional.conv2d(up, deconv_to_resize_conv(tied), padding=1)
+    torch.testing.assert_close(y_resize, y_deconv, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(deconv_to_resize_conv(tied), kernel, atol=1e-4, rtol=1e-4)
+
+
+def test_init_from_an_older_architecture() -> None:
+    """Same-shape tensors copied; the photo-conditioned texture stem and output layer start
+    with zero weights on their new inputs, so with the same upsampling the network computes
+    exactly what the old one did; deconvolutions are projected."""
+    from training.train_completion import init_from
+
+    base = {k: v for k, v in TINY.items()}
+    old = CompletionModel(completion_config("rt", **base, upsample="deconv", photo_condition=False))
+    x = _inputs(old.config)
+    with torch.no_grad():
+        for _ in range(30):  # converge the spectral norms' power iterations, as training does
+            old.sample(*x)
+    old.eval()
+    widened = CompletionModel(completion_config("rt", **base, upsample="deconv", photo_condition=True)).eval()
+    report = init_from(widened, old.state_dict())
+    assert len(report["widened"]) == 2 and not report["projected"] and not report["fresh"]
+    with torch.no_grad():
+        for a, b in zip(old.sample(*x), widened.sample(*x)):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    resized = CompletionModel(completion_config("rt", **base)).eval()
+    report = init_from(resized, old.state_dict())
+    assert len(report["projected"]) == 2 * base["n_down"] and len(report["widened"]) == 2 and not report["fresh"]
+
+
+def test_garment_statistics_and_the_texture_following_them() -> None:
+    from training.models.completion import STAT_CHANNELS, garment_statistics
+
+    crops = torch.zeros(2, 12, 8, 8)
+    crops[0, 3:6, :4] = torch.tensor([0.5, -0.5, 0.25])[:, None, None]  # a top, half its crop
+    crops[0, 6:9] = 0.2  # a bottom, all of it
+    stats = garment_statistics(crops)
+    assert stats.shape == (2, STAT_CHANNELS)
+    top, bottom = stats[0, 7:14], stats[0, 14:21]
+    torch.testing.assert_close(top[:3], torch.tensor([0.5, -0.5, 0.25]))
+    assert top[6] == 1 and bottom[6] == 1 and stats[0, 6] == 0 and (stats[1] == 0).all()
+    assert float(top[3:6].max()) < 1e-2  # solid colour: no spread
+    pooled = (torch.tensor([0.5, -0.5, 0.25]) * 32 + torch.tensor([0.2, 0.2, 0.2]) * 64) / 96
+    torch.testing.assert_close(stats[0, -3:], pooled)
+    # The conditioned texture generator's output moves with the visible garments' colours.
+    model = CompletionModel(completion_config("rt", **TINY)).eval()
+    with torch.no_grad():
+        for p in model.texture.gen.stem.parameters():
+            p.add_(0.1)
+    x = list(_inputs(model.config))
+    with torch.no_grad():
+        a = model.sample(*x)[1]
+        x[4] = x[4] * 0.2
+        b = model.sample(*x)[1]
+    assert (a - b).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="pass garment_crops"):
+        model.texture.generate(x[0], x[1], x[2], torch.zeros(2, model.config.latent))
+
+
+def test_coordinated_outfits(poses_dir: str) -> None:
+    import cv2
+
+    from training.data.completion import coordinate_outfit
+
+    plain = CompletionSamples(64, 44, 16, "train", 0, "plain", poses_dir=poses_dir)
+    both = CompletionSamples(64, 44, 16, "train", 0, "plain", poses_dir=poses_dir, coordinate=1.0)
+    moved = 0
+    for i in range(6):
+        a, b = plain[i], both[i]
+        np.testing.assert_array_equal(a["parsing"], b["parsing"])  # only colours change
+        g = a["garment"]
+        others = np.isin(a["parsing"], [c for c in C.GARMENT_CLASSES if c != g])
+        np.testing.assert_array_equal(a["image"][a["parsing"] != g], b["image"][b["parsing"] != g])
+        if others.sum() >= plain.min_pixels and not np.array_equal(a["image"], b["image"]):
+            moved += 1
+            lab = cv2.cvtColor(b["image"], cv2.COLOR_RGB2LAB).astype(np.float32)
+            ref = max((c for c in C.GARMENT_CLASSES if c != g), key=lambda c: (b["parsing"] == c).sum())
+            ab_gap = np.abs(lab[b["parsing"] == g].mean(0) - lab[b["parsing"] == ref].mean(0))[1:]
+            assert ab_gap.max() < 20  # the erased garment's hue now goes with the largest other garment
+    assert moved >= 3
+    image = np.zeros((8, 8, 3), np.uint8)
+    parsing = np.full((8, 8), 5, np.uint8)
+    assert coordinate_outfit(image, parsing, 5, np.random.default_rng(0)) is image  # nothing to match
+    with pytest.raises(ValueError, match=r"coordinate must be a share in \[0, 1\]"):
+        CompletionSamples(64, 44, 16, "train", 0, "plain", poses_dir=poses_dir, coordinate=2.0)

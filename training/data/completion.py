@@ -29,7 +29,7 @@ from pyposert import completion as C
 from training.data import poses as P
 from training.data import synthetic as R
 
-__all__ = ["CompletionSamples", "GARMENT_WEIGHTS", "MIN_GARMENT_PIXELS"]
+__all__ = ["CompletionSamples", "GARMENT_WEIGHTS", "MIN_GARMENT_PIXELS", "coordinate_outfit", "build_sample"]
 
 # How often each garment is the one erased (when the person wears it): tops and bottoms are
 # the thesis' main case; hats and shoes are small and rarer.
@@ -48,12 +48,17 @@ class CompletionSamples(Dataset):
         margin, pad: erase-box enlargement (pyposert.completion.garment_box).
         garment: erase only this garment (name) when the person wears it; None = sampled.
         length: nominal len(); poses_dir / pose_bank: the real pose bank.
+        coordinate: share of samples whose erased garment is recoloured to go with the
+            largest other garment worn (:func:`coordinate_outfit`). The renderer draws every
+            garment's colour independently, so without this there is nothing for the
+            compatibility priors to learn; 0 (the default) leaves the renderer's outfits as
+            they are.
     """
 
     def __init__(self, height: int = 128, width: int = 88, crop_size: int = 64, split: str = "train", seed: int = 0,
                  background: str = "plain", *, margin: float = C.DEFAULT_MARGIN, pad: int = C.DEFAULT_PAD,
                  garment: str | None = None, length: int = 100_000, poses_dir: str | os.PathLike[str] | None = None,
-                 pose_bank: P.PoseBank | None = None, datasets: Sequence[str] | None = None):
+                 pose_bank: P.PoseBank | None = None, datasets: Sequence[str] | None = None, coordinate: float = 0.0):
         self.people = R.SyntheticPairs(height, width, split=split, seed=seed, background=background,
                                        pose_bank=pose_bank, poses_dir=poses_dir, length=length, datasets=datasets)
         self.height, self.width, self.crop_size = int(height), int(width), int(crop_size)
@@ -61,6 +66,9 @@ class CompletionSamples(Dataset):
         self.margin, self.pad = float(margin), int(pad)
         self.only = None if garment is None else C.garment_class(garment)
         self.min_pixels = max(int(MIN_GARMENT_PIXELS * height * width / (128 * 88)), 1)
+        if not 0.0 <= coordinate <= 1.0:
+            raise ValueError(f"coordinate must be a share in [0, 1], got {coordinate!r}")
+        self.coordinate = float(coordinate)
 
     def __len__(self) -> int:
         return self.length
@@ -102,7 +110,36 @@ class CompletionSamples(Dataset):
                 break
         else:
             raise RuntimeError(f"sample {i}: no garment visible in 16 poses")
-        return build_sample(r.image, r.parsing, r.keypoints, garment, self.crop_size, self.margin, self.pad)
+        image = r.image
+        if self.coordinate > 0.0:  # its own generator: the other draws stay those of coordinate = 0
+            crng = np.random.default_rng([self.seed & 0xFFFFFFFF, 0xC7, 0 if self.split == "train" else 1, int(i)])
+            if crng.random() < self.coordinate:
+                image = coordinate_outfit(image, r.parsing, garment, crng, self.min_pixels)
+        return build_sample(image, r.parsing, r.keypoints, garment, self.crop_size, self.margin, self.pad)
+
+
+def coordinate_outfit(image: np.ndarray, parsing: np.ndarray, garment: int, rng: np.random.Generator,
+                      min_pixels: int = 1) -> np.ndarray:
+    """``image`` (uint8 [H, W, 3] RGB) with the pixels of class ``garment`` moved in CIELAB so
+    that their mean is the mean of the largest other garment worn (``parsing``), lightness
+    shifted by up to +-35 (of 255) and the colour by a little noise: tone-on-tone or matching
+    outfits. Shading and pattern (the deviations from the mean) are kept. The image is
+    returned unchanged when no other garment has ``min_pixels`` pixels."""
+    import cv2
+
+    counts = {c: int((parsing == c).sum()) for c in C.GARMENT_CLASSES if c != garment}
+    ref = max(counts, key=lambda c: counts[c])
+    if counts[ref] < min_pixels:
+        return image
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    hit = parsing == garment
+    target = lab[parsing == ref].mean(0) + np.array([rng.uniform(-35, 35), rng.normal(0, 5), rng.normal(0, 5)],
+                                                    np.float32)
+    lab[hit] += target - lab[hit].mean(0)
+    moved = cv2.cvtColor(np.clip(lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    out = image.copy()
+    out[hit] = moved[hit]
+    return out
 
 
 def build_sample(image: np.ndarray, parsing: np.ndarray, keypoints: np.ndarray, garment: int, crop_size: int,

@@ -17,7 +17,9 @@ RGB image from the completed parsing. Each is VAE-conditioned (thesis ch. 3):
 
 Architecture (thesis 4.1.2): spectral norm on every convolution; encoders and generators are
 built from residual blocks; generators downsample with average pooling and upsample with
-deconvolutions; the down path of a generator is the encoder without its last (distribution)
+deconvolutions in the thesis -- here with a nearest-neighbour resize and a 3x3 convolution
+(``upsample = "resize"``), because a 4x4 stride-2 deconvolution covers even and odd output
+pixels with different taps and paints a period-2 checkerboard; the down path of a generator is the encoder without its last (distribution)
 block; after the second up layer (``attn_up``) an **encoder-decoder attention** (eq. 2-30..2-32) uses the
 decoder feature f_d and the matching encoder feature f_e:
 
@@ -57,6 +59,8 @@ __all__ = [
     "CompletionDiscriminator",
     "CompletionGraph",
     "kl_normal",
+    "garment_statistics",
+    "UPSAMPLE_MODES",
     "PAPER_PARAMS",
     "NUM_CLASSES",
     "NUM_GARMENTS",
@@ -65,6 +69,8 @@ __all__ = [
 
 NUM_CLASSES = 8
 NUM_GARMENTS = 4
+UPSAMPLE_MODES = ("resize", "deconv")
+STAT_CHANNELS = 7 * NUM_GARMENTS + 3  # per garment: mean RGB, std RGB, present; then the pooled mean RGB
 JOINTS = 18
 FACE_HAIR = 1
 
@@ -84,6 +90,13 @@ class CompletionConfig:
     attention: False removes both attention layers (the thesis' "w/o Attention" ablation).
     attn_up: the encoder-decoder attention follows this up block (2 in the thesis; rt uses
     1, at H/4, where it costs 1/16 of H/2's N^2 -- the one place rt departs from the layout).
+    upsample: how up blocks double the resolution: "resize" (nearest-neighbour resize, then a
+    3x3 convolution: every output pixel gets the same taps, no checkerboard) or "deconv" (the
+    thesis' 4x4 stride-2 transposed convolution, whose uneven kernel overlap paints a period-2
+    checkerboard; the default only so that checkpoints written before this field still load).
+    photo_condition: the texture generator also sees the visible garments' colour statistics
+    (:func:`garment_statistics`, broadcast over the frame at its input and again at its output
+    layer, beside the masked photo), so the painted garment can follow what is still visible.
     """
 
     name: str = "completion"
@@ -105,10 +118,14 @@ class CompletionConfig:
     pad: int = 2
     attention: bool = True
     attn_up: int = 2
+    upsample: str = "deconv"
+    photo_condition: bool = False
 
     def __post_init__(self) -> None:
         if self.name != "completion":
             raise ValueError(f"CompletionConfig.name must be 'completion', got {self.name!r}")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
         if not 1 <= self.attn_up <= self.n_down:
             raise ValueError(f"attn_up must be in 1..n_down = {self.n_down}, got {self.attn_up}")
         m = 1 << self.n_down
@@ -142,6 +159,9 @@ _SIZES: dict[str, dict[str, Any]] = {
     "rt": dict(height=128, width=88, crop_size=64, latent=8, ch=16, max_ch=64, n_down=3, enc_ch=16, enc_max_ch=64,
                enc_down=4, d_ch=16, d_max_ch=64, d_down=3, heatmap_sigma=3.0, attn_up=1),
 }
+# Both sizes upsample by resize-then-convolve and condition the texture on the photo;
+# checkpoints whose config predates these fields load with the old behaviour (the defaults).
+_CURRENT = dict(upsample="resize", photo_condition=True)
 PAPER_PARAMS = {"generator": 3.0506e6, "encoder": 0.9601e6, "compat_encoder": 0.9631e6, "discriminator": 1.5893e6}
 
 
@@ -149,7 +169,7 @@ def completion_config(size: str = "paper", **overrides: Any) -> CompletionConfig
     """The named size ("paper" | "rt") with field overrides (e.g. tiny test models)."""
     if size not in _SIZES:
         raise ValueError(f"size must be one of {tuple(_SIZES)}, got {size!r}")
-    return CompletionConfig(**{**_SIZES[size], **overrides})
+    return CompletionConfig(**{**_SIZES[size], **_CURRENT, **overrides})
 
 
 # ----------------------------------------------------------------------------------------
@@ -167,12 +187,14 @@ def _act() -> nn.Module:
 
 class ResBlock(nn.Module):
     """Pre-activation residual block (BigGAN style); ``resample`` "down" = average pooling
-    (x 1/2), "up" = 4x4 stride-2 deconvolution (x 2), None = same size."""
+    (x 1/2), "up" = x 2 by ``upsample`` ("resize": nearest resize then 3x3 convolution;
+    "deconv": 4x4 stride-2 transposed convolution), None = same size."""
 
-    def __init__(self, cin: int, cout: int, resample: str | None = None):
+    def __init__(self, cin: int, cout: int, resample: str | None = None, upsample: str = "resize"):
         super().__init__()
         self.resample = resample
-        if resample == "up":
+        self.resize_first = resample == "up" and upsample == "resize"
+        if resample == "up" and upsample == "deconv":
             self.conv1: nn.Module = spectral_norm(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1))
         else:
             self.conv1 = _conv(cin, cout)
@@ -181,7 +203,10 @@ class ResBlock(nn.Module):
         self.act1, self.act2 = _act(), _act()
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.conv2(self.act2(self.conv1(self.act1(x))))
+        a = self.act1(x)
+        if self.resize_first:
+            a = F.interpolate(a, scale_factor=2.0, mode="nearest")
+        h = self.conv2(self.act2(self.conv1(a)))
         s = x
         if self.resample == "up":
             s = F.interpolate(s, scale_factor=2.0, mode="nearest")
@@ -250,25 +275,27 @@ class SelfAttention(nn.Module):
 class Generator(nn.Module):
     """x [B, Cin, H, W] ++ z [B, Z] (broadcast over H x W) -> [B, Cout, H, W] (raw: logits or
     pre-tanh). Down path: stem + n_down residual down blocks (average pooling); up path:
-    n_down residual up blocks (deconvolutions); encoder-decoder attention after up block
+    n_down residual up blocks (``cfg.upsample``); encoder-decoder attention after up block
     ``attn_up`` with the encoder feature of the same resolution and ``known`` (1 = real content)."""
 
-    def __init__(self, cin: int, cout: int, cfg: CompletionConfig):
+    def __init__(self, cin: int, cout: int, cfg: CompletionConfig, cond: int = 0, skip: int = 0):
         super().__init__()
         n = cfg.n_down
         w = _widths(cfg.ch, cfg.max_ch, n)
-        self.stem = _conv(cin + cfg.latent, w[0])
+        self.stem = _conv(cin + cfg.latent + cond, w[0])
         self.down = nn.ModuleList([ResBlock(w[i], w[i + 1], "down") for i in range(n)])
         self.attn_after = cfg.attn_up if cfg.attention else -1  # up blocks run before the attention
         self.attn_level = n - cfg.attn_up  # encoder level with the resolution reached there
         # up block k: w[n-k] -> w[n-k-1]; the one after the attention takes twice the width
-        self.up = nn.ModuleList([ResBlock(w[n - k] * (2 if k == self.attn_after else 1), w[n - k - 1], "up")
-                                 for k in range(n)])
+        self.up = nn.ModuleList([ResBlock(w[n - k] * (2 if k == self.attn_after else 1), w[n - k - 1], "up",
+                                          cfg.upsample) for k in range(n)])
         self.attn = EncoderDecoderAttention(w[self.attn_level]) if cfg.attention else None
         out_in = w[0] * (2 if self.attn_after == n else 1)
-        self.out = nn.Sequential(_act(), _conv(out_in, cout))
+        self.out = nn.Sequential(_act(), _conv(out_in + skip, cout))  # the skip joins after the activation
 
-    def forward(self, x: Tensor, z: Tensor, known: Tensor) -> Tensor:
+    def forward(self, x: Tensor, z: Tensor, known: Tensor, skip: Tensor | None = None) -> Tensor:
+        """x [B, cin, H, W]; z [B, latent + cond] (the latent, then any conditioning vector);
+        known [B, 1, H, W]; skip [B, skip, H, W] joins the output layer's input."""
         b, _, h, w = x.shape
         zmap = z[:, :, None, None].expand(b, z.shape[1], h, w)
         f = self.stem(torch.cat([x, zmap], 1))
@@ -282,12 +309,33 @@ class Generator(nn.Module):
             f = blk(f)
         if self.attn_after == len(self.up):
             f = self._attend(f, feats[self.attn_level], known)
-        return self.out(f)
+        act, conv = self.out
+        f = act(f)
+        return conv(f if skip is None else torch.cat([f, skip], 1))
 
     def _attend(self, f_d: Tensor, f_e: Tensor, known: Tensor) -> Tensor:
         assert self.attn is not None
         m = 1.0 - F.adaptive_max_pool2d(1.0 - known, f_d.shape[-2:])  # any erased pixel marks the cell
         return self.attn(f_d, f_e, m)
+
+
+def garment_statistics(garment_crops: Tensor) -> Tensor:
+    """The visible garments' colour statistics: garment_crops [B, 12, S, S] (RGB in [-1, 1],
+    0 = no garment pixel) -> [B, STAT_CHANNELS] = per garment (hat, top, bottom, shoes) its
+    mean RGB, its RGB standard deviation (how patterned it is) and 1 when present, then the
+    mean RGB of all visible garment pixels together (0 when none)."""
+    parts, means, counts = [], [], []
+    for g in range(NUM_GARMENTS):
+        c = garment_crops[:, 3 * g:3 * g + 3]
+        m = (c.abs().amax(1, keepdim=True) > 1.0 / 255.0).to(c.dtype)  # a garment pixel is not neutral grey
+        n = m.sum((2, 3))                                                # [B, 1]
+        mean = (c * m).sum((2, 3)) / n.clamp(min=1.0)
+        var = (((c - mean[:, :, None, None]) ** 2) * m).sum((2, 3)) / n.clamp(min=1.0)
+        parts += [mean, torch.sqrt(var + 1e-6) * (n > 0).to(c.dtype), (n > 0).to(c.dtype)]
+        means.append(mean * n)
+        counts.append(n)
+    pooled = torch.stack(means, 0).sum(0) / torch.stack(counts, 0).sum(0).clamp(min=1.0)
+    return torch.cat(parts + [pooled], 1)
 
 
 def reparameterise(mu: Tensor, logvar: Tensor, eps: Tensor) -> Tensor:
@@ -332,14 +380,25 @@ class TextureNetwork(nn.Module):
 
     def __init__(self, cfg: CompletionConfig):
         super().__init__()
-        self.gen = Generator(3 + 3 + NUM_CLASSES, 3, cfg)
+        self.photo_condition = cfg.photo_condition
+        cond = STAT_CHANNELS if cfg.photo_condition else 0
+        self.gen = Generator(3 + 3 + NUM_CLASSES, 3, cfg, cond=cond, skip=3 + cond if cfg.photo_condition else 0)
         self.enc = Encoder(3, cfg.enc_ch, cfg.enc_max_ch, cfg.enc_down, cfg.latent)
         self.enc_c = Encoder(3 * NUM_GARMENTS, cfg.enc_ch, cfg.enc_max_ch, cfg.enc_down, cfg.latent)
 
-    def generate(self, masked_image: Tensor, parsing: Tensor, erase_mask: Tensor, z: Tensor) -> Tensor:
+    def generate(self, masked_image: Tensor, parsing: Tensor, erase_mask: Tensor, z: Tensor,
+                 garment_crops: Tensor | None = None) -> Tensor:
+        """``garment_crops`` [B, 12, S, S] (the visible garments) is required with photo_condition."""
         face_hair_rgb = masked_image * parsing[:, FACE_HAIR:FACE_HAIR + 1]
         x = torch.cat([masked_image, face_hair_rgb, parsing], 1)
-        return torch.tanh(self.gen(x, z, 1.0 - erase_mask))
+        if not self.photo_condition:
+            return torch.tanh(self.gen(x, z, 1.0 - erase_mask))
+        if garment_crops is None:
+            raise ValueError("this texture network is conditioned on the photo: pass garment_crops")
+        stats = garment_statistics(garment_crops)
+        b, _, h, w = masked_image.shape
+        skip = torch.cat([masked_image, stats[:, :, None, None].expand(b, stats.shape[1], h, w)], 1)
+        return torch.tanh(self.gen(x, torch.cat([z, stats], 1), 1.0 - erase_mask, skip))
 
     def posterior(self, x_a: Tensor) -> tuple[Tensor, Tensor]:
         return self.enc(x_a)
@@ -388,12 +447,12 @@ class CompletionModel(nn.Module):
         prior with ``noise`` [B, 2, Z] as the standard-normal draw, then :meth:`complete`."""
         z_shape = reparameterise(*self.shape.prior(garment_crops), noise[:, 0])
         z_texture = reparameterise(*self.texture.prior(garment_crops), noise[:, 1])
-        return self.complete(masked_image, masked_parsing, erase_mask, pose_heatmaps, z_shape, z_texture)
+        return self.complete(masked_image, masked_parsing, erase_mask, pose_heatmaps, z_shape, z_texture, garment_crops)
 
     def complete(self, masked_image: Tensor, masked_parsing: Tensor, erase_mask: Tensor, pose_heatmaps: Tensor,
-                 z_shape: Tensor, z_texture: Tensor) -> tuple[Tensor, Tensor]:
+                 z_shape: Tensor, z_texture: Tensor, garment_crops: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Both decoders for given latents [B, Z]: the texture stage sees the completed parsing
-        as a hard one-hot map. Returns (parsing probabilities [B, 8, H, W], image [B, 3, H, W]
+        as a hard one-hot map (and, with photo_condition, the statistics of ``garment_crops``). Returns (parsing probabilities [B, 8, H, W], image [B, 3, H, W]
         in [-1, 1]), both equal to the inputs outside the erase region."""
         keep = 1.0 - erase_mask
         logits = self.shape.generate(masked_parsing, pose_heatmaps, erase_mask, z_shape)
@@ -401,7 +460,7 @@ class CompletionModel(nn.Module):
         parsing = masked_parsing * keep + probs * erase_mask
         hard = (probs == probs.amax(1, keepdim=True)).to(probs.dtype)  # one-hot argmax (ties: rare, harmless)
         full = masked_parsing * keep + hard * erase_mask
-        rgb = self.texture.generate(masked_image, full, erase_mask, z_texture)
+        rgb = self.texture.generate(masked_image, full, erase_mask, z_texture, garment_crops)
         image = masked_image * keep + rgb * erase_mask
         return parsing, image
 
