@@ -499,8 +499,34 @@ def real_photos(folder: str | Path) -> list[tuple[str, np.ndarray, Any]]:
     return out
 
 
+def compare_grid(before: str, after: str, heldout: str | Path, rows: int = 6, samples: int = 2,
+                 backend: str = "onnxruntime") -> np.ndarray:
+    """uint8 BGR picture, one held-out input per row: truth | erased | ``samples`` completions
+    of ``before`` | ``samples`` of ``after`` (seed i for input i, through Engine.complete on
+    the model-size photo, the photo kept where the garment is not)."""
+    from pyposert import Engine
+
+    d = np.load(heldout)
+    lines = []
+    with Engine(before, backend=backend) as a, Engine(after, backend=backend) as b:
+        for i in range(rows):
+            truth = np.ascontiguousarray(d["image"][i][:, :, ::-1])
+            parsing, g = d["parsing"][i], int(d["garment"][i])
+            garment = C.GARMENTS[C.GARMENT_CLASSES.index(g)]
+            cells = [truth, np.where(C.box_mask(C.garment_box(parsing, g), *parsing.shape)[:, :, None] > 0,
+                                     np.uint8(128), truth)]
+            for engine in (a, b):
+                cells += engine.complete(truth, parsing, d["keypoints"][i], garment, seed=i, samples=samples,
+                                         framing=False).images
+            sep = np.full((truth.shape[0], 2, 3), 255, np.uint8)
+            lines.append(np.concatenate([x for c in cells for x in (c, sep)][:-1], 1))
+    gap = np.full((2, lines[0].shape[1], 3), 255, np.uint8)
+    return np.concatenate([x for r in lines for x in (r, gap)][:-1], 0)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.evaluate_completion photos --model M [--parser P] [--real DIR] [--out DIR]``."""
+    """``python -m training.evaluate_completion photos --model M [--parser P] [--real DIR] --out DIR``
+    and ``python -m training.evaluate_completion compare --before A --after B --out GRID.png``."""
     ap = argparse.ArgumentParser(prog="python -m training.evaluate_completion")
     sub = ap.add_subparsers(dest="cmd", required=True)
     ph = sub.add_parser("photos", help="photo conditioning on real photos and the demo person")
@@ -510,7 +536,17 @@ def main(argv: list[str] | None = None) -> int:
     ph.add_argument("--samples", type=int, default=2)
     ph.add_argument("--raw", action="store_true", help="the network's whole box (no photo kept inside it)")
     ph.add_argument("--out", required=True, help="report folder: photos.json, photos.png")
+    cp = sub.add_parser("compare", help="held-out completions of two bundles side by side")
+    cp.add_argument("--before", required=True)
+    cp.add_argument("--after", required=True)
+    cp.add_argument("--heldout", default="models/heldout-completion.npz")
+    cp.add_argument("--rows", type=int, default=6)
+    cp.add_argument("--out", required=True, help="picture to write")
     args = ap.parse_args(argv)
+    if args.cmd == "compare":
+        cv2.imwrite(args.out, compare_grid(args.before, args.after, args.heldout, args.rows))
+        print(f"wrote {args.out}")
+        return 0
     demo = Path(__file__).resolve().parents[1] / "pyposert" / "data" / "demo"
     photos = real_photos(args.real) + [("demo_person", cv2.imread(str(demo / "person.png"), cv2.IMREAD_COLOR),
                                         str(demo / "person_pose.json"))]
