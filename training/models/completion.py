@@ -17,8 +17,8 @@ RGB image from the completed parsing. Each is VAE-conditioned (thesis ch. 3):
 
 Architecture (thesis 4.1.2): spectral norm on every convolution; encoders and generators are
 built from residual blocks; generators downsample with average pooling and upsample with
-deconvolutions in the thesis -- here with a nearest-neighbour resize and a 3x3 convolution
-(``upsample = "resize"``), because a 4x4 stride-2 deconvolution covers even and odd output
+deconvolutions in the thesis (the "paper" size) -- the "rt" size with a nearest-neighbour
+resize and a 3x3 convolution (``upsample = "resize"``), because a 4x4 stride-2 deconvolution covers even and odd output
 pixels with different taps and paints a period-2 checkerboard; the down path of a generator is the encoder without its last (distribution)
 block; after the second up layer (``attn_up``) an **encoder-decoder attention** (eq. 2-30..2-32) uses the
 decoder feature f_d and the matching encoder feature f_e:
@@ -93,7 +93,8 @@ class CompletionConfig:
     upsample: how up blocks double the resolution: "resize" (nearest-neighbour resize, then a
     3x3 convolution: every output pixel gets the same taps, no checkerboard) or "deconv" (the
     thesis' 4x4 stride-2 transposed convolution, whose uneven kernel overlap paints a period-2
-    checkerboard; the default only so that checkpoints written before this field still load).
+    checkerboard; the "paper" size keeps it, and it is the default so that checkpoints written
+    before this field still load).
     photo_condition: the texture generator also sees the visible garments' colour statistics
     (:func:`garment_statistics`, broadcast over the frame at its input and again at its output
     layer, beside the masked photo), so the painted garment can follow what is still visible.
@@ -159,9 +160,10 @@ _SIZES: dict[str, dict[str, Any]] = {
     "rt": dict(height=128, width=88, crop_size=64, latent=8, ch=16, max_ch=64, n_down=3, enc_ch=16, enc_max_ch=64,
                enc_down=4, d_ch=16, d_max_ch=64, d_down=3, heatmap_sigma=3.0, attn_up=1),
 }
-# Both sizes upsample by resize-then-convolve and condition the texture on the photo;
-# checkpoints whose config predates these fields load with the old behaviour (the defaults).
-_CURRENT = dict(upsample="resize", photo_condition=True)
+# The product size upsamples by resize-then-convolve and conditions the texture on the photo;
+# "paper" stays the thesis' network (deconvolutions; its parameter counts are the thesis').
+# Checkpoints whose config predates these fields load with the old behaviour (the defaults).
+_CURRENT: dict[str, dict[str, Any]] = {"paper": {}, "rt": dict(upsample="resize", photo_condition=True)}
 PAPER_PARAMS = {"generator": 3.0506e6, "encoder": 0.9601e6, "compat_encoder": 0.9631e6, "discriminator": 1.5893e6}
 
 
@@ -169,7 +171,7 @@ def completion_config(size: str = "paper", **overrides: Any) -> CompletionConfig
     """The named size ("paper" | "rt") with field overrides (e.g. tiny test models)."""
     if size not in _SIZES:
         raise ValueError(f"size must be one of {tuple(_SIZES)}, got {size!r}")
-    return CompletionConfig(**{**_SIZES[size], **_CURRENT, **overrides})
+    return CompletionConfig(**{**_SIZES[size], **_CURRENT[size], **overrides})
 
 
 # ----------------------------------------------------------------------------------------
