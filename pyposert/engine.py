@@ -49,10 +49,10 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from . import completion
-from .backends import DeviceFrames, open_backend
+from .backends import DeviceFrames, open_backend, open_device_frames
 from .completion import Completion
 from .estimators import MEDIAPIPE_INSTALL_HINT
-from .model import TASK_METHODS, TASKS, WARP_INPUTS, ModelContract, ModelSpec, load_model, resolve_contract
+from .model import TASK_METHODS, TASKS, ModelContract, ModelSpec, load_model, resolve_contract
 from .poses import (DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, REQUIRED_JOINTS, PersonChoice, PoseLike, check_minimum,
                     check_person, parse_pose)
 from .source import Source, check_output_size
@@ -183,10 +183,9 @@ class Engine:
         self.spec: ModelContract = resolve_contract(self._model, self._backend)
         batch = self.spec.inputs[self.spec.batch_input].shape[0]
         self.max_batch: int = batch or int(getattr(self._backend, "max_batch", 0) or 1 << 16)
-        # The device-frame path (load_source / render) is pose transfer only, and does not make
-        # the optional warp inputs: models taking them run through the host feeds (Source.feeds).
-        self._on_device = (self.spec.task == "pose_transfer" and not self.spec.has(WARP_INPUTS[0])
-                           and self._backend.device != "cpu" and isinstance(self._backend, DeviceFrames))
+        # The whole frame on the GPU when the backend offers it and the pipeline makes every
+        # input of this network; else Source makes the feeds on the host.
+        self._frames = open_device_frames(self._backend, self.spec)
         # The default estimator is made on first need (a MediaPipe graph costs time and memory
         # that callers passing source poses never use), owned and closed by the Engine, and
         # called under a lock: MediaPipe graphs are not thread-safe.
@@ -252,6 +251,8 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        if self._frames is not None:
+            self._frames.close()  # its graphs and buffers before the backend's stream and context
         self._backend.close()
         with self._estimator_lock:
             if self._owns_estimator and self._estimator is not None:
@@ -400,7 +401,7 @@ class Engine:
     def device_frames(self) -> Optional[DeviceFrames]:
         """The backend's device-frame path (:class:`~pyposert.backends.DeviceFrames`: the
         whole frame stays on the GPU), or None when frames go through :meth:`run_network`."""
-        return self._backend if self._on_device else None
+        return self._frames
 
     def run_network(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The network alone on host arrays: ``feeds`` named as in :attr:`spec` ``.inputs``

@@ -144,6 +144,12 @@ class ModelContract:
         """numpy dtype name of input ``name`` ("float32" or "float16")."""
         return self.inputs[name].dtype
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of tensor ``name`` after its batch axis, from the frame H x W, the joints
+        K and the completion sizes: e.g. ``pose_heatmaps`` (2K, H, W) in pose transfer,
+        ``target_keypoints`` (K, 2)."""
+        return _expected_shapes(self)[name]
+
 
 ModelSpec = ModelContract  # the name Engine.spec has always had
 

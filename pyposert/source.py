@@ -4,8 +4,8 @@
     frame = src.run(pose, pose_size=(frame_h, frame_w))
 
 This module produces the network's inputs of pose transfer on the host (:meth:`Source.feeds`,
-from the model contract of :mod:`pyposert.model`); GPU backends that keep the frame on the
-device do the same steps there (the ``DeviceFrames`` of the TensorRT and torch backends).
+from the model contract of :mod:`pyposert.model`); on a GPU backend the same steps run on the
+device (:class:`~pyposert.backends.device_frames.DeviceFrames`).
 """
 
 from __future__ import annotations
@@ -126,8 +126,7 @@ class Source:
         self._device_source: Any = None
         frames = engine.device_frames
         if frames is not None:
-            self._device_source = frames.load_source(np.ascontiguousarray(image), self.box, self.keypoints,
-                                                     spec.heatmap)
+            self._device_source = frames.load_source(np.ascontiguousarray(image), self.box, self.keypoints)
             return
         # Buffers take the network's input dtype (float32, or float16 for a half-precision
         # graph): the kernels write either, so no conversion pass is needed.
@@ -137,7 +136,7 @@ class Source:
         self._warp_input = (None if not spec.has(WARP_INPUTS[0]) else
                             self._model_input.astype(np.float32, copy=False))
         self._source_maps = None
-        if spec.contract == "heatmaps":
+        if spec.has("pose_heatmaps"):
             self._source_maps = ops.heatmaps(self.keypoints[None], spec.height, spec.width, mode=spec.heatmap.mode,
                                              sigma=spec.heatmap.sigma, radius=spec.heatmap.radius,
                                              dtype=spec.dtype("pose_heatmaps"))
@@ -224,7 +223,7 @@ class Source:
         spec = self._spec
         buffers = self._buffers(len(targets))
         targets = np.ascontiguousarray(targets, dtype=np.float32)
-        if spec.contract == "heatmaps":
+        if spec.has("pose_heatmaps"):
             pose = buffers["pose_heatmaps"]  # the target half [B, 18:36] of each sample, written in place
             ops.heatmaps(targets, spec.height, spec.width, mode=spec.heatmap.mode, sigma=spec.heatmap.sigma,
                          radius=spec.heatmap.radius, dtype=pose.dtype, out=pose, channel_offset=spec.joints)
@@ -256,7 +255,7 @@ class Source:
         # The model input is only read: batch 1 shares the cached one across threads.
         image = self._model_input if batch == 1 else np.repeat(self._model_input, batch, axis=0)
         buffers = {"source_image": image}
-        if spec.contract == "heatmaps":
+        if spec.has("pose_heatmaps"):
             pose = np.empty((batch, 2 * k, spec.height, spec.width), dtype=spec.dtype("pose_heatmaps"))
             pose[:, :k] = self._source_maps
             buffers["pose_heatmaps"] = pose
