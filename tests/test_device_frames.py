@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pytest
 
 from pyposert import Engine
-from pyposert.backends import device_frames
 from pyposert.backends.device_frames import MAX_GRAPHS, DeviceFrames
 from pyposert.backends.onnxruntime_backend import OnnxRuntimeBackend
 from pyposert.model import WARP_INPUTS
@@ -343,3 +343,76 @@ def test_photo_moves_in_only_when_it_changes(stubs: dict[str, Path], offer: Offe
     out = b.run(target)
     assert device.log.count("d2d") == 2 and device.log.count("capture") == 0  # image and keypoints copied in
     np.testing.assert_array_equal(out, host.source(second, pose + 1.0).run(target))
+
+
+# ------------------------------------------------------------------ the adapters' own logic (no GPU)
+def test_torch_adapter_views_and_copies() -> None:
+    """The torch adapter's block views and flat copies, on CPU tensors (the same calls it makes
+    on CUDA tensors; its streams and graphs need a GPU)."""
+    torch = pytest.importorskip("torch")
+    from pyposert.backends.torch_backend import _TorchDevice
+
+    backend = SimpleNamespace(_torch=torch, _dtype=torch.float16, device="cpu")
+    device = _TorchDevice(backend, stream=None)  # type: ignore[arg-type]
+    assert device.tensor_dtype("target_keypoints") == "float32" and device.tensor_dtype("source_image") == "float16"
+    pose = device.allocate((2, 36, 5, 4), "float32")
+    pose.copy_(torch.arange(pose.numel(), dtype=torch.float32).reshape(pose.shape))
+    half = device.view(pose, (1, 0), (18, 5, 4))  # sample 1's source channels
+    assert half.data_ptr() == pose[1].data_ptr() and torch.equal(half, pose[1, :18])
+    device.copy(half, torch.ones(1, 18, 5, 4))  # [1, K, H, W] into a [K, H, W] block
+    assert bool((pose[1, :18] == 1).all()) and bool((pose[1, 18:] > 1).all()) and bool((pose[0] != 1).any())
+    host = np.zeros((2, 36, 5, 4), np.float32)
+    device.copy(host, pose)
+    np.testing.assert_array_equal(host, pose.numpy())
+    with pytest.raises(ValueError, match="copy of"):
+        device.copy(host, pose.half())
+
+
+class _RecordingContext:
+    """Stands in for a TensorRT execution context: records what the backend binds."""
+
+    def __init__(self, accept_shapes: bool = True) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.accept_shapes = accept_shapes
+
+    def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+        self.calls.append(("shape", name))
+        return self.accept_shapes
+
+    def set_tensor_address(self, name: str, address: int) -> bool:
+        self.calls.append(("address", name))
+        return True
+
+
+def test_tensorrt_binding_makes_older_graphs_stale() -> None:
+    """The TensorRT backend binds by address only when the buffers change, and a graph
+    captured under an older binding is then stale (the pipeline captures it again)."""
+    from pyposert.backends.tensorrt_backend import TensorRTBackend, _Graph, _TensorRTDevice
+    from pyposert.model import TensorSpec
+
+    backend = object.__new__(TensorRTBackend)  # no engine: only the binding bookkeeping runs
+    backend.input_spec = {n: TensorSpec(n, (None, 3)) for n in ("source_image", "pose_heatmaps")}
+    backend.output_spec = {"image": TensorSpec("image", (None, 3))}
+    backend.max_batch, backend._binding, backend._epoch = 4, (), 0
+    backend._context = context = _RecordingContext()
+    device = object.__new__(_TensorRTDevice)
+    device._backend = backend
+
+    def buffers(base: int, batch: int) -> dict[str, Any]:
+        return {n: SimpleNamespace(ptr=base + i, shape=(batch, 3)) for i, n in
+                enumerate(("source_image", "pose_heatmaps", "image"))}
+
+    one, two = buffers(1000, 1), buffers(2000, 2)
+    backend._bind(one)
+    assert len(context.calls) == 5 and backend._epoch == 1  # two shapes, three addresses
+    graph = _Graph(None, backend._epoch)
+    backend._bind(one)
+    assert len(context.calls) == 5 and device.is_current(graph)  # bound so already: nothing to do
+    backend._bind(two)
+    assert backend._epoch == 2 and not device.is_current(graph)
+    with pytest.raises(ValueError, match="needs a buffer for each"):
+        backend._bind({"source_image": one["source_image"]})
+    backend._context = _RecordingContext(accept_shapes=False)
+    with pytest.raises(ValueError, match="rejected the shape"):
+        backend._bind(one)
+    assert backend._binding == ()  # half-bound: the next call binds again

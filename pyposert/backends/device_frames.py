@@ -187,7 +187,8 @@ class _Frame:
 class DeviceFrames:
     """Pose transfer with the whole frame on the device, over a backend's :class:`DeviceAdapter`.
 
-    Not thread-safe by itself: every call runs inside the adapter's ``session`` (one at a time).
+    Safe to call from several threads: every call runs inside the adapter's ``session``, one
+    at a time (the backend's ``run`` shares it).
     """
 
     def __init__(self, adapter: DeviceAdapter, contract: ModelContract) -> None:
@@ -302,8 +303,9 @@ class DeviceFrames:
 
     def close(self) -> None:
         """Release every captured frame and buffer (the backend closes after)."""
-        self._frames.clear()
-        self._slots.clear()
+        with self._adapter.session():
+            self._frames.clear()
+            self._slots.clear()
 
     # ------------------------------------------------------------------ the steps
     def _activate(self, slot: _Slot, source: DeviceSource) -> None:
