@@ -25,8 +25,10 @@ from .poses import PoseLike, check_minimum, parse_pose
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["STAGES", "Source", "StageHook", "check_output_size", "check_size", "target_keypoints"]
+__all__ = ["MIN_IMAGE_SIDE", "STAGES", "Source", "StageHook", "check_image", "check_output_size", "check_size",
+           "target_keypoints"]
 
+MIN_IMAGE_SIDE = 8
 OUTPUT_SIZES = ("source", "model")
 # The steps of one Source.run, as a StageHook sees them: "keypoints" (parse the pose, frame and
 # letterbox it into model pixels), "heatmaps" (the network inputs of these poses: target
@@ -35,6 +37,39 @@ OUTPUT_SIZES = ("source", "model")
 STAGES = ("keypoints", "heatmaps", "network", "output")
 DEVICE_STAGE = "engine"
 StageHook = Callable[[str, float], None]  # (stage, seconds), called after each stage
+
+
+def check_image(image: Any, name: str = "image") -> np.ndarray:
+    """Validate a photo/frame: numpy uint8 [h, w, 3] BGR, h and w >= 8. Returns it with
+    packed pixels (a copy only when the pixels were strided)."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{name} must be a numpy uint8 [h, w, 3] BGR array, got {type(image).__name__}")
+    if image.size == 0:
+        raise ValueError(f"{name} is empty (shape {image.shape}): was the file or frame read correctly?")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        raise ValueError(f"{name} is grey (shape {image.shape}); expected [h, w, 3] BGR: convert with "
+                         f"cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)")
+    if image.ndim == 3 and image.shape[2] == 4:
+        raise ValueError(f"{name} has 4 channels (RGBA/BGRA, shape {image.shape}); expected [h, w, 3] BGR: "
+                         f"convert with cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name} must be [h, w, 3] BGR, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        if image.dtype == np.uint16:
+            hint = "16-bit: scale with (image >> 8).astype(np.uint8)"
+        elif np.issubdtype(image.dtype, np.floating):
+            hint = "floating point: scale to 0..255, then .astype(np.uint8)"
+        else:
+            hint = "cast it with .astype(np.uint8)"
+        raise ValueError(f"{name} must be uint8, got {image.dtype} ({hint})")
+    h, w = image.shape[:2]
+    if h < MIN_IMAGE_SIDE or w < MIN_IMAGE_SIDE:
+        raise ValueError(f"{name} is {h} x {w} pixels; at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} is needed")
+    if image.strides[1:] != (3, 1) or image.strides[0] < 3 * w:
+        # The kernels read packed pixels with forward rows (padded rows, i.e. crops, are
+        # fine); flipped or channel-strided views are copied once.
+        image = np.ascontiguousarray(image)
+    return image
 
 
 def check_size(size: Any, name: str) -> tuple[int, int]:
