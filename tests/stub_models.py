@@ -70,6 +70,17 @@ def run_in_threads(work: Callable[[int], None], count: int = 4) -> None:
         raise errors[0]
 
 
+def torch_cuda() -> bool:
+    """True where torch sees a CUDA device and pyposert's CUDA kernels run (GPU tests)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    import pyposert
+
+    return bool(torch.cuda.is_available()) and pyposert.cuda_available()
+
+
 # ------------------------------------------------------------------ pose-transfer stubs
 def heatmap_max_onnx(path: Path, height: int, width: int) -> Path:
     """A stub with the heatmap contract: image [B, 3, H, W] = source_image + the max over the

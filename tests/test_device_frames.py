@@ -26,7 +26,7 @@ from pyposert.backends.device_frames import MAX_GRAPHS, DeviceFrames
 from pyposert.backends.onnxruntime_backend import OnnxRuntimeBackend
 from pyposert.model import WARP_INPUTS
 from pyposert.poses import STANDING_POSE
-from stub_models import completion_stub_onnx, heatmap_pair_onnx, keypoint_x_onnx, warp_stub_onnx
+from stub_models import completion_stub_onnx, heatmap_pair_onnx, keypoint_x_onnx, torch_cuda, warp_stub_onnx
 
 H, W = 48, 32
 
@@ -416,3 +416,63 @@ def test_tensorrt_binding_makes_older_graphs_stale() -> None:
     with pytest.raises(ValueError, match="rejected the shape"):
         backend._bind(one)
     assert backend._binding == ()  # half-bound: the next call binds again
+
+
+# ------------------------------------------------------------------ on a GPU (skips without one)
+@pytest.fixture(scope="module")
+def warp_bundle(stubs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The warp stub (image = warped_source * warp_coverage) as a bundle with its ONNX graph and
+    the same math as a torch.export program, dynamic batch."""
+    torch = pytest.importorskip("torch")
+    import io
+
+    from pyposert.bundle import write_bundle
+    from stub_models import stub_manifest
+
+    class WarpStub(torch.nn.Module):
+        def forward(self, source_image: Any, source_keypoints: Any, target_keypoints: Any, warped_source: Any,
+                    warp_coverage: Any) -> Any:
+            return warped_source * warp_coverage
+
+    batch = torch.export.Dim("batch", min=1, max=8)
+    example = (torch.zeros(2, 3, H, W), torch.zeros(2, 18, 2), torch.zeros(2, 18, 2), torch.zeros(2, 3, H, W),
+               torch.zeros(2, 1, H, W))
+    names = ("source_image", "source_keypoints", "target_keypoints", "warped_source", "warp_coverage")
+    program = torch.export.export(WarpStub(), example, dynamic_shapes={n: {0: batch} for n in names})
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    return write_bundle(tmp_path_factory.mktemp("warp_bundle") / "warp.plan", stub_manifest(H, W),
+                        {"model.onnx": ("onnx", stubs["warp"].read_bytes(), None),
+                         "model.pt2": ("torch-export", buffer.getvalue(), None)})
+
+
+def test_warp_program_on_the_cpu_matches_onnxruntime(warp_bundle: Path, rng: np.random.Generator) -> None:
+    """The bundle of the GPU test below, checked where it can run: torch on the CPU (host
+    feeds) gives ONNX Runtime's frames."""
+    image, pose = _photo(rng)
+    poses = _poses(pose, 2)
+    torch_cpu = Engine(warp_bundle, backend="torch", device="cpu", required_joints=())
+    assert torch_cpu.device_frames is None  # torch on the CPU runs host feeds
+    want = Engine(warp_bundle, backend="onnxruntime", required_joints=()).source(image, pose).run_batch(poses)
+    for got, expected in zip(torch_cpu.source(image, pose).run_batch(poses), want):
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch_cuda(), reason="needs torch with CUDA and pyposert's CUDA kernels on a CUDA device")
+def test_torch_cuda_device_frames_feed_the_warp(warp_bundle: Path, rng: np.random.Generator) -> None:
+    """Torch on CUDA makes the warp inputs on the device (DeviceFrames): its frames agree with
+    ONNX Runtime's host feeds within fp16 rounding, alone and batched."""
+    engine = Engine(warp_bundle, required_joints=())  # auto: torch on CUDA (no TensorRT engine in the bundle)
+    assert engine.backend == "torch" and engine.device_frames is not None
+    reference = Engine(warp_bundle, backend="onnxruntime", required_joints=())
+    image, pose = _photo(rng)
+    poses = _poses(pose, 3)
+    source, host = engine.source(image, pose), reference.source(image, pose)
+    for _ in range(2):  # capture, then replays
+        for p in poses:
+            diff = np.abs(source.run(p).astype(int) - host.run(p).astype(int))
+            assert diff.mean() < 1.0 and diff.max() <= 12  # fp16 warp and network
+    for got, p in zip(source.run_batch(poses), poses):
+        diff = np.abs(got.astype(int) - host.run(p).astype(int))
+        assert diff.mean() < 1.0 and diff.max() <= 12

@@ -26,7 +26,7 @@ from pyposert.backends import backends_report, tensorrt_backend
 from pyposert.bundle import write_bundle
 from pyposert.engine import Engine
 from pyposert.errors import BackendUnavailable, PlanError
-from stub_models import export_generator_onnx, heatmap_pair_onnx, keypoint_x_onnx, run_in_threads
+from stub_models import export_generator_onnx, heatmap_pair_onnx, keypoint_x_onnx, run_in_threads, torch_cuda
 
 H, W = 32, 24  # tiny generator's model frame
 SH, SW = 64, 48  # stub graphs' model frame
@@ -513,16 +513,8 @@ def assert_batched_close(batched: np.ndarray, single: np.ndarray) -> None:
     assert diff.mean() < 0.5 and diff.max() <= 12, (float(diff.mean()), int(diff.max()))
 
 
-def _torch_cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available()) and pyposert.cuda_available()
-
-
 @pytest.mark.cuda
-@pytest.mark.skipif(not _torch_cuda(), reason="needs torch with CUDA and pyposert's CUDA kernels on a CUDA device")
+@pytest.mark.skipif(not torch_cuda(), reason="needs torch with CUDA and pyposert's CUDA kernels on a CUDA device")
 def test_torch_cuda_frames_match_cpu(torch_bundle: Path, engine: Engine, rng: np.random.Generator) -> None:
     e = Engine(torch_bundle)  # auto: torch on CUDA (no TensorRT engine in this bundle)
     assert e.backend == "torch" and e.device.startswith("cuda")
