@@ -352,8 +352,8 @@ def test_torch_adapter_views_and_copies() -> None:
     torch = pytest.importorskip("torch")
     from pyposert.backends.torch_backend import _TorchDevice
 
-    backend = SimpleNamespace(_torch=torch, _dtype=torch.float16, device="cpu")
-    device = _TorchDevice(backend, stream=None)  # type: ignore[arg-type]
+    backend = SimpleNamespace(_torch=torch, device="cpu")
+    device = _TorchDevice(backend, None, "float16")  # type: ignore[arg-type]
     assert device.tensor_dtype("target_keypoints") == "float32" and device.tensor_dtype("source_image") == "float16"
     pose = device.allocate((2, 36, 5, 4), "float32")
     pose.copy_(torch.arange(pose.numel(), dtype=torch.float32).reshape(pose.shape))

@@ -18,8 +18,6 @@ Nothing here imports torch, tensorrt or onnxruntime at module import time.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 import numpy as np

@@ -178,7 +178,7 @@ class TorchBackend:
             # accumulate in fp32 inside the kernels. channels_last lets cuDNN pick NHWC convs.
             module = module.half().to(memory_format=torch.channels_last)
             self._dtype = torch.float16
-            self._adapter = _TorchDevice(self, torch.cuda.Stream(device=device))
+            self._adapter = _TorchDevice(self, torch.cuda.Stream(device=device), "float16")
             self._graphs: GraphCache[_HostGraph] = GraphCache(MAX_GRAPHS, lambda graph: None)
         else:
             module = ep.module()
@@ -294,10 +294,11 @@ class _TorchDevice:
     Images and heatmaps take the network's precision; keypoints stay float32 (pixel
     coordinates need the mantissa)."""
 
-    def __init__(self, backend: TorchBackend, stream: Any) -> None:
+    def __init__(self, backend: TorchBackend, stream: Any, network_dtype: str) -> None:
         self._backend = backend
         self._torch = backend._torch
         self.stream = stream
+        self._network_dtype = network_dtype
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -309,7 +310,7 @@ class _TorchDevice:
                 yield
 
     def tensor_dtype(self, name: str) -> str:
-        return "float32" if name.endswith("keypoints") else str(self._backend._dtype).replace("torch.", "")
+        return "float32" if name.endswith("keypoints") else self._network_dtype
 
     def allocate(self, shape: Sequence[int], dtype: str) -> Any:
         torch = self._torch
