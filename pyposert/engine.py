@@ -117,8 +117,7 @@ class Engine:
         self._model = load_model(path, trusted_keys)
         self._backend = open_backend(self._model, backend, device, threads)
         self.spec: ModelContract = resolve_contract(self._model, self._backend)
-        batch = self.spec.inputs[self.spec.batch_input].shape[0]
-        self.max_batch: int = batch or int(getattr(self._backend, "max_batch", 0) or 1 << 16)
+        self.max_batch: int = self.spec.max_batch(getattr(self._backend, "max_batch", None))
         # The whole frame on the GPU when the backend offers it and the pipeline makes every
         # input of this network; else Source makes the feeds on the host.
         self._frames = open_device_frames(self._backend, self.spec)

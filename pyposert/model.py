@@ -136,6 +136,11 @@ class ModelContract:
         """The input whose first axis is the batch every input shares."""
         return CONTRACTS[self.contract][0][0]
 
+    def max_batch(self, backend_limit: Optional[int] = None) -> int:
+        """The most samples one network call takes: the network's fixed batch axis, else the
+        backend's limit (a TensorRT optimisation profile's maximum), else 65536."""
+        return int(self.inputs[self.batch_input].shape[0] or backend_limit or 1 << 16)
+
     def has(self, name: str) -> bool:
         """True when the network takes input ``name`` (e.g. an optional warp input)."""
         return name in self.inputs
