@@ -35,7 +35,7 @@ from training.data.datasets import build_dataset, describe, tensor_to_image
 from training.data.poses import LIMBS
 from training.metrics import MetricAccumulator
 from training.models import ModelConfig
-from training.trainer import pose_input
+from training.trainer import generator_inputs
 
 __all__ = ["generate", "evaluate_generator", "mean_target_image", "pose_cell", "make_grid",
            "evaluate_checkpoint", "main"]
@@ -47,10 +47,9 @@ METRIC_COLUMNS = (("ssim", "SSIM"), ("mask_ssim", "mask-SSIM"), ("psnr", "PSNR R
 @torch.no_grad()
 def generate(generator: nn.Module, cfg: ModelConfig, batch: dict[str, torch.Tensor],
              device: torch.device | str = "cpu") -> np.ndarray:
-    """Generated images of a batch: uint8 [B, H, W, 3] RGB (generator in its current mode)."""
-    src = batch["source_image"].to(device)
-    pose = pose_input(batch["source_pose"].to(device), batch["target_pose"].to(device), cfg)
-    return tensor_to_image(generator(src, pose))
+    """Generated images of a batch: uint8 [B, H, W, 3] RGB (generator in its current mode; a
+    warp-guided one gets the batch's warp, training.trainer.generator_inputs)."""
+    return tensor_to_image(generator(*generator_inputs(batch, cfg, device)))
 
 
 def _loader(dataset: Dataset, count: int, batch_size: int) -> DataLoader:
