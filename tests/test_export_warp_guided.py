@@ -1,13 +1,12 @@
 """python -m export on a tiny warp-guided NRAM checkpoint: both graphs take the contract's
 warp inputs (warped_source, warp_coverage), the standard graph rasterises the heatmaps in plain
 ONNX ops and runs in ONNX Runtime like torch, and pyposert.Engine runs the bundle on the CPU,
-feeding the warp itself. The TensorRT build is tested where TensorRT exists."""
+feeding the warp itself. The TensorRT build is tested in tests/test_export.py where TensorRT exists."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -24,7 +23,7 @@ from export.__main__ import main  # noqa: E402
 from pyposert import Engine, ops  # noqa: E402
 from pyposert.bundle import read_bundle  # noqa: E402
 from pyposert.model import KEYPOINT_INPUTS, WARP_INPUTS  # noqa: E402
-from tests.test_export import TRT_SKIP, write_checkpoint  # noqa: E402
+from tests.test_export import write_checkpoint  # noqa: E402
 from training.models import model_config  # noqa: E402
 from training.ops import heatmaps_pair  # noqa: E402
 
@@ -124,20 +123,3 @@ def test_torch_export_payload_takes_the_warp(exported: SimpleNamespace) -> None:
     with torch.no_grad():
         got = program.module()(*(x[n] for n in WARP_GRAPH_INPUTS))
     assert ox.compare(ox.torch_reference(exported.generator, x), got.numpy()).max_abs_error <= 1e-4
-
-
-@pytest.mark.tensorrt
-@pytest.mark.cuda
-@pytest.mark.slow
-def test_tensorrt_build_and_parity(tmp_path: Path) -> None:
-    pytest.importorskip("tensorrt", reason=TRT_SKIP)
-    if not torch.cuda.is_available():
-        pytest.skip("TensorRT is installed but torch sees no CUDA device")
-    write_checkpoint(tmp_path / "run", model="nram", **TINY)
-    out = tmp_path / "trt.plan"
-    assert main([str(tmp_path / "run"), "-o", str(out), "--tensorrt", "--quiet", "--ptx-cache",
-                 str(tmp_path / "ptx")]) == 0
-    b = read_bundle(out)
-    engines = b.payload_names("tensorrt")
-    assert len(engines) == 1
-    assert b.payload(engines[0]).extra["parity"]["psnr_db"] >= 35.0
