@@ -1,0 +1,64 @@
+"""Warp-guided NRAM against the plain NRAM, end to end on this machine: the Engine per frame
+(``Source.run``: target keypoints, heatmaps, the warp on the host, the network, back to a uint8
+photo), same photo and synthetic driving motion as ``pyposert bench``, one group, two
+implementations. The ratio column reads plain time / warp-guided time (< 1: the warp costs
+that share). Real time is >= 30 FPS (``extra_info["fps"]``).
+
+Bundles: POSERT_BENCH_WG_MODEL (default models/nram.plan, the warp-guided default) and
+POSERT_BENCH_PLAIN_MODEL (default: a plain NRAM bundle, models/nram_plain.plan if present);
+a bundle that is missing or of the other kind is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = {
+    "pyposert": Path(os.environ.get("POSERT_BENCH_WG_MODEL", REPO / "models" / "nram.plan")),
+    "plain nram": Path(os.environ.get("POSERT_BENCH_PLAIN_MODEL", REPO / "models" / "nram_plain.plan")),
+}
+FRAMES = 50
+
+
+@pytest.mark.parametrize("impl", list(MODELS))
+def test_engine_per_frame_warp_guided_vs_plain(benchmark: Any, impl: str) -> None:
+    from pyposert import Engine
+    from pyposert.bench import demo_photo, driving_motion
+    from pyposert.model import WARP_INPUTS
+
+    model = MODELS[impl]
+    if not model.is_file():
+        pytest.skip(f"no bundle at {model}")
+    with Engine(model) as engine:
+        warp_guided = all(engine.spec.has(n) for n in WARP_INPUTS)
+        if warp_guided != (impl == "pyposert"):
+            pytest.skip(f"{model} is {'' if warp_guided else 'not '}warp-guided; expected the "
+                        f"{'warp-guided' if impl == 'pyposert' else 'plain'} NRAM")
+        benchmark.group = f"engine {str(engine.device).split(':')[0]} nram rt per frame: warp-guided vs plain"
+        photo, pose, description = demo_photo(model)
+        driving, motion = driving_motion(FRAMES)
+        frames = [f for f in driving if f.keypoints is not None]
+        src = engine.source(photo, pose)
+        poses = itertools.cycle(frames)
+
+        def one() -> np.ndarray:
+            frame = next(poses)
+            return src.run(frame.keypoints, pose_size=frame.frame_size, output_size="source")
+
+        for _ in range(5):
+            one()
+        out = benchmark(one)
+        assert out.shape == photo.shape and out.dtype == np.uint8
+        median = benchmark.stats.stats.median if benchmark.stats is not None else None
+        benchmark.extra_info.update({
+            "model": model.name, "warp_guided": warp_guided, "backend": engine.backend, "device": engine.device,
+            "model_size": list(engine.size), "photo": description, "photo_size": list(photo.shape[:2]),
+            "driving": motion, "load_average_1m": os.getloadavg()[0],
+            "fps": round(1.0 / median, 3) if median else None})
