@@ -11,7 +11,7 @@ import torch
 
 from pyposert import ops
 from training.data.datasets import tensor_to_image
-from training.evaluate import generate
+from training.evaluate import evaluate_checkpoint, generate
 from training.losses import ssim_loss
 from training.metrics import ssim as ssim_metric
 from training.models import build_generator
@@ -116,6 +116,12 @@ def test_init_from_a_state_dict_file(poses_dir: str, tmp_path: Path) -> None:
     # The whole run: one step from the file, then evaluation (which feeds the warp too).
     summary = train(cfg, tmp_path / "run", progress=False, device="cpu", init_from=tmp_path / "start.pt")
     assert summary["steps"] == 1 and 0.0 < summary["eval"]["ssim"] <= 1.0
+    # evaluate: the warp-guided run on the held-out pairs, with the backdrops chosen for the comparison.
+    reports = {bg: evaluate_checkpoint(tmp_path / "run", count=2, mean_count=2, batch_size=2, grid_rows=1,
+                                       out=tmp_path / bg, background=bg) for bg in ("plain", "cluttered")}
+    assert reports["plain"]["background"] == "plain"
+    copies = [r["results"]["copy_source"]["ssim"] for r in reports.values()]
+    assert copies[0] != copies[1]  # other backdrops, other pairs
 
 
 def test_generate_feeds_the_warp() -> None:
