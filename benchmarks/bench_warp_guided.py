@@ -7,6 +7,10 @@ that share). Real time is >= 30 FPS (``extra_info["fps"]``).
 Bundles: POSERT_BENCH_WG_MODEL (default models/nram.plan, the warp-guided default) and
 POSERT_BENCH_PLAIN_MODEL (default: a plain NRAM bundle, models/nram_plain.plan if present);
 a bundle that is missing or of the other kind is skipped with the reason.
+POSERT_BENCH_THREADS: the Engine's CPU threads (default: the physical cores); on a machine
+shared with other jobs, 1 thread keeps ONNX Runtime's threads from waiting on a busy core.
+The plain bundle is the previous default: ``python -m export models/checkpoints/nram_rt_cpu_ft
+-o models/nram_plain.plan`` rebuilds it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ MODELS = {
     "plain nram": Path(os.environ.get("POSERT_BENCH_PLAIN_MODEL", REPO / "models" / "nram_plain.plan")),
 }
 FRAMES = 50
+THREADS = int(os.environ["POSERT_BENCH_THREADS"]) if os.environ.get("POSERT_BENCH_THREADS") else None
 
 
 @pytest.mark.parametrize("impl", list(MODELS))
@@ -36,7 +41,7 @@ def test_engine_per_frame_warp_guided_vs_plain(benchmark: Any, impl: str) -> Non
     model = MODELS[impl]
     if not model.is_file():
         pytest.skip(f"no bundle at {model}")
-    with Engine(model) as engine:
+    with Engine(model, threads=THREADS) as engine:
         warp_guided = all(engine.spec.has(n) for n in WARP_INPUTS)
         if warp_guided != (impl == "pyposert"):
             pytest.skip(f"{model} is {'' if warp_guided else 'not '}warp-guided; expected the "
@@ -59,6 +64,6 @@ def test_engine_per_frame_warp_guided_vs_plain(benchmark: Any, impl: str) -> Non
         median = benchmark.stats.stats.median if benchmark.stats is not None else None
         benchmark.extra_info.update({
             "model": model.name, "warp_guided": warp_guided, "backend": engine.backend, "device": engine.device,
-            "model_size": list(engine.size), "photo": description, "photo_size": list(photo.shape[:2]),
+            "model_size": list(engine.size), "threads": THREADS or "physical cores", "photo": description, "photo_size": list(photo.shape[:2]),
             "driving": motion, "load_average_1m": os.getloadavg()[0],
             "fps": round(1.0 / median, 3) if median else None})
