@@ -15,27 +15,28 @@ The plain bundle is the previous default: ``python -m export models/checkpoints/
 
 from __future__ import annotations
 
-import itertools
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_retarget import bench_per_frame  # noqa: E402  (the same per-frame loop)
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = {
     "pyposert": Path(os.environ.get("POSERT_BENCH_WG_MODEL", REPO / "models" / "nram.plan")),
     "plain nram": Path(os.environ.get("POSERT_BENCH_PLAIN_MODEL", REPO / "models" / "nram_plain.plan")),
 }
-FRAMES = 50
 THREADS = int(os.environ["POSERT_BENCH_THREADS"]) if os.environ.get("POSERT_BENCH_THREADS") else None
 
 
 @pytest.mark.parametrize("impl", list(MODELS))
 def test_engine_per_frame_warp_guided_vs_plain(benchmark: Any, impl: str) -> None:
     from pyposert import Engine
-    from pyposert.bench import demo_photo, driving_motion
+    from pyposert.bench import demo_photo
     from pyposert.model import WARP_INPUTS
 
     model = MODELS[impl]
@@ -48,22 +49,8 @@ def test_engine_per_frame_warp_guided_vs_plain(benchmark: Any, impl: str) -> Non
                         f"{'warp-guided' if impl == 'pyposert' else 'plain'} NRAM")
         benchmark.group = f"engine {str(engine.device).split(':')[0]} nram rt per frame: warp-guided vs plain"
         photo, pose, description = demo_photo(model)
-        driving, motion = driving_motion(FRAMES)
-        frames = [f for f in driving if f.keypoints is not None]
-        src = engine.source(photo, pose)
-        poses = itertools.cycle(frames)
-
-        def one() -> np.ndarray:
-            frame = next(poses)
-            return src.run(frame.keypoints, pose_size=frame.frame_size, output_size="source")
-
-        for _ in range(5):
-            one()
-        out = benchmark(one)
-        assert out.shape == photo.shape and out.dtype == np.uint8
-        median = benchmark.stats.stats.median if benchmark.stats is not None else None
+        timing = bench_per_frame(benchmark, engine, photo, pose)
         benchmark.extra_info.update({
             "model": model.name, "warp_guided": warp_guided, "backend": engine.backend, "device": engine.device,
-            "model_size": list(engine.size), "threads": THREADS or "physical cores", "photo": description, "photo_size": list(photo.shape[:2]),
-            "driving": motion, "load_average_1m": os.getloadavg()[0],
-            "fps": round(1.0 / median, 3) if median else None})
+            "model_size": list(engine.size), "threads": THREADS or "physical cores", "photo": description,
+            "photo_size": list(photo.shape[:2]), "load_average_1m": os.getloadavg()[0], **timing})
