@@ -172,11 +172,13 @@ def test_padded_photo_is_framed_and_pasted(tmp_path: Path) -> None:
             diff = np.abs(out[region].astype(int) - alone[30:226, 30:146].astype(int))
             assert diff.mean() < 10, diff.mean()
             # Without framing the whole canvas is letterboxed: the person is far smaller, and the
-            # network's picture of them is something else.
+            # network's picture of them is something else, or (a warp-guided network, which
+            # passes the photo's pixels through) the same picture from far fewer pixels.
+            # Measured unframed / framed: 61-73 / 6.7 (plain NRAM), 8.4-13.7 / 0.45 (warp-guided).
             small = engine.source(big, kp, framing=False)
             assert np.ptp(small.keypoints[(kp >= 0).all(1), 1]) < 0.6 * framed_h
             unframed = np.abs(small.run(tgt)[region].astype(int) - alone[30:226, 30:146].astype(int))
-            assert unframed.mean() > 30, unframed.mean()
+            assert unframed.mean() > 5 * max(diff.mean(), 1.0), (unframed.mean(), diff.mean())
 
 
 def test_cli_writes_h264_from_the_street_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
