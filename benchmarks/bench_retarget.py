@@ -89,15 +89,14 @@ def test_retarget_end_to_end(benchmark: Any, setup: dict[str, Any], tmp_path: Pa
     })
 
 
-@pytest.mark.parametrize("impl", ["pyposert"])
-def test_engine_per_frame(benchmark: Any, setup: dict[str, Any], impl: str) -> None:
+def bench_per_frame(benchmark: Any, engine: Any, photo: np.ndarray, pose: np.ndarray) -> dict[str, Any]:
+    """Benchmark ``Source.run`` of ``engine`` on ``photo`` over the synthetic driving motion (5
+    warm-up frames first; output at the photo's size); returns {"driving", "fps"} for extra_info."""
     from pyposert.bench import driving_motion
 
-    engine = setup["engine"]
-    benchmark.group = f"engine {_where(engine)} {MODEL.stem} per frame"
     driving, description = driving_motion(FRAMES)
     frames = [f for f in driving if f.keypoints is not None]
-    src = engine.source(setup["photo"], setup["pose"])
+    src = engine.source(photo, pose)
     poses = itertools.cycle(frames)
 
     def one() -> np.ndarray:
@@ -107,8 +106,15 @@ def test_engine_per_frame(benchmark: Any, setup: dict[str, Any], impl: str) -> N
     for _ in range(5):
         one()
     out = benchmark(one)
-    assert out.shape == setup["photo"].shape and out.dtype == np.uint8
-    _info(benchmark, setup)
+    assert out.shape == photo.shape and out.dtype == np.uint8
     median = benchmark.stats.stats.median if benchmark.stats is not None else None
-    benchmark.extra_info.update({"driving": description,
-                                 "fps": round(1.0 / median, 3) if median else None})
+    return {"driving": description, "fps": round(1.0 / median, 3) if median else None}
+
+
+@pytest.mark.parametrize("impl", ["pyposert"])
+def test_engine_per_frame(benchmark: Any, setup: dict[str, Any], impl: str) -> None:
+    engine = setup["engine"]
+    benchmark.group = f"engine {_where(engine)} {MODEL.stem} per frame"
+    timing = bench_per_frame(benchmark, engine, setup["photo"], setup["pose"])
+    _info(benchmark, setup)
+    benchmark.extra_info.update(timing)

@@ -171,7 +171,8 @@ def export_bundle(checkpoint: str | Path, output: str | Path, *, fp16: bool = Fa
             "parity": {"reference": "torch fp32", "runtime": "onnxruntime", "batches": [1, 2, 3],
                        **ox.parity_fields(checks)}})
         result.included.append(f"model.onnx: standard ops, opset {report.opset}, {report.nodes} nodes, "
-                               f"{report.count('Softmax')} attention(s) as MatMul/Softmax/MatMul")
+                               f"{attention_calls} attention(s) as MatMul/Softmax/MatMul"
+                               + (", inputs warped_source / warp_coverage (warp-guided)" if cfg.warp_guided else ""))
         bar.done()
 
         graphs: dict[str, tuple[str, bytes]] = {}

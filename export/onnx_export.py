@@ -8,11 +8,20 @@ Graphs (opset 18 by default, batch dynamic as dim "batch", H x W fixed by the mo
     output  image         float32 [batch, 3, H, W]  RGB in [-1, 1]
     Attention is traced as plain MatMul / Softmax / MatMul (``training.ops.plain_attention``).
 
+    Warp-guided generators (``cfg.warp_guided``) take the keypoint contract with the warp
+    instead, in standard ops too (the heatmaps are rasterised inside by
+    :func:`standard_heatmaps`; the engine computes the warp on the host, ``pyposert.ops.warp``):
+    inputs  source_image, source_keypoints, target_keypoints (as below),
+            warped_source float32 [batch, 3, H, W]  the source warped to the target skeleton
+            warp_coverage float32 [batch, 1, H, W]  in [0, 1]
+
 ``model_pyposert.onnx`` -- pyposert's fused kernels as custom nodes, for TensorRT:
     inputs  source_image     float32 [batch, 3, H, W]
             source_keypoints float32 [batch, 18, 2]  (x, y) model pixels, missing = -1
             target_keypoints float32 [batch, 18, 2]
     output  image            float32 [batch, 3, H, W]
+    Warp-guided generators also take warped_source and warp_coverage (as above; the engine
+    computes them, on the device where the backend has device frames).
     One ``pyposert::PoseHeatmap`` node (attributes mode 0 gaussian / 1 disk, sigma, radius,
     height, width; output float32 [batch, 36, H, W]) and one ``pyposert::FusedAttention`` node
     per attention (inputs q [batch, N, Dk], k [batch, N, Dk], v [batch, N, Dv]; attribute
@@ -50,7 +59,8 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from export.torch_ops import HEATMAP_MODE_CODES, pose_heatmaps, warp_translation
-from pyposert.model import HEATMAP_INPUTS, KEYPOINT_INPUTS, OUTPUT_NAME
+from pyposert import ops as native_ops
+from pyposert.model import HEATMAP_INPUTS, KEYPOINT_INPUTS, OUTPUT_NAME, WARP_INPUTS
 from training.models import ModelConfig
 from training.ops import heatmaps_pair, plain_attention
 
@@ -72,6 +82,10 @@ __all__ = [
     "check_pyposert_graph",
     "check_standard_graph",
     "compare",
+    "generator_call",
+    "graph_inputs",
+    "standard_heatmaps",
+    "WarpKeypointGraph",
     "onnxruntime_parity",
     "parity_fields",
     "psnr",
@@ -174,6 +188,44 @@ def half_precision(generator: nn.Module) -> nn.Module:
     return g
 
 
+def standard_heatmaps(source: Tensor, target: Tensor, cfg: ModelConfig) -> Tensor:
+    """``training.ops.heatmaps_pair`` in standard ops (traceable to plain ONNX): float32
+    [B, 2K, H, W] from (x, y) keypoints [B, K, 2] in model pixels, source maps first; a joint
+    with a negative, NaN or infinite coordinate gives an all-zero map."""
+    kp = torch.cat([source, target], dim=1).to(torch.float32)
+    present = (torch.isfinite(kp) & (kp >= 0)).all(-1)[..., None, None]  # [B, 2K, 1, 1]
+    kp = torch.where(torch.isfinite(kp), kp, torch.zeros_like(kp))
+    x, y = kp[..., 0, None, None], kp[..., 1, None, None]
+    px = torch.arange(cfg.width, dtype=torch.float32, device=kp.device)[None, None, None, :]
+    py = torch.arange(cfg.height, dtype=torch.float32, device=kp.device)[None, None, :, None]
+    dx, dy = px - x, py - y
+    d2 = dx * dx + dy * dy
+    if cfg.heatmap_mode == "gaussian":
+        two_sigma_sq = float(np.float32(2.0 * cfg.heatmap_sigma * cfg.heatmap_sigma))
+        maps = torch.exp(-d2 / two_sigma_sq)
+    else:
+        maps = (d2 <= float(np.float32(cfg.heatmap_radius * cfg.heatmap_radius))).to(torch.float32)
+    return torch.where(present, maps, torch.zeros_like(maps))
+
+
+def graph_inputs(cfg: ModelConfig, graph: str) -> tuple[str, ...]:
+    """Input names of the ``graph`` ("standard" or "pyposert") exported for ``cfg``."""
+    if graph not in ("standard", "pyposert"):
+        raise ValueError(f"graph must be 'standard' or 'pyposert', got {graph!r}")
+    if cfg.warp_guided:
+        return KEYPOINT_INPUTS + WARP_INPUTS
+    return HEATMAP_INPUTS if graph == "standard" else KEYPOINT_INPUTS
+
+
+def generator_call(generator: nn.Module, cfg: ModelConfig, inputs: dict[str, Tensor]) -> Tensor:
+    """The torch generator on :func:`example_inputs`-style inputs: (source_image, pose_heatmaps),
+    plus (warped_source, warp_coverage) for a warp-guided one."""
+    args = [inputs["source_image"], inputs["pose_heatmaps"]]
+    if cfg.warp_guided:
+        args += [inputs[name] for name in WARP_INPUTS]
+    return generator(*args)
+
+
 class KeypointGraph(nn.Module):
     """(source_image [B,3,H,W], source_keypoints [B,18,2], target_keypoints [B,18,2]) -> image.
 
@@ -190,12 +242,55 @@ class KeypointGraph(nn.Module):
         self.cfg = cfg
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
 
-    def forward(self, source_image: Tensor, source_keypoints: Tensor, target_keypoints: Tensor) -> Tensor:
+    def heatmaps(self, source_keypoints: Tensor, target_keypoints: Tensor) -> Tensor:
         c = self.cfg
-        maps = pose_heatmaps(source_keypoints, target_keypoints, c.height, c.width, mode=c.heatmap_mode,
+        return pose_heatmaps(source_keypoints, target_keypoints, c.height, c.width, mode=c.heatmap_mode,
                              sigma=c.heatmap_sigma, radius=c.heatmap_radius)
+
+    def forward(self, source_image: Tensor, source_keypoints: Tensor, target_keypoints: Tensor) -> Tensor:
+        maps = self.heatmaps(source_keypoints, target_keypoints)
         out = self.generator(source_image.to(self.dtype), maps.to(self.dtype))
         return out.to(torch.float32)
+
+
+class WarpKeypointGraph(KeypointGraph):
+    """A warp-guided generator's graph: (source_image [B,3,H,W], source_keypoints [B,18,2],
+    target_keypoints [B,18,2], warped_source [B,3,H,W], warp_coverage [B,1,H,W]) -> image.
+
+    ``heatmaps``: "pyposert" rasterises through ``pyposert::pose_heatmaps`` (one PoseHeatmap
+    node, for TensorRT); "standard" through :func:`standard_heatmaps` (plain ONNX, for ONNX
+    Runtime). The warp is an input: the engine computes it like the heatmaps.
+    """
+
+    def __init__(self, generator: nn.Module, cfg: ModelConfig, precision: str = "fp32",
+                 heatmaps: str = "pyposert") -> None:
+        super().__init__(generator, cfg, precision)
+        if not cfg.warp_guided:
+            raise ValueError(f"{cfg.name} is not warp-guided: export it with KeypointGraph")
+        if heatmaps not in ("pyposert", "standard"):
+            raise ValueError(f"heatmaps must be 'pyposert' or 'standard', got {heatmaps!r}")
+        self.standard = heatmaps == "standard"
+
+    def heatmaps(self, source_keypoints: Tensor, target_keypoints: Tensor) -> Tensor:
+        if self.standard:
+            return standard_heatmaps(source_keypoints, target_keypoints, self.cfg)
+        return super().heatmaps(source_keypoints, target_keypoints)
+
+    def forward(self, source_image: Tensor, source_keypoints: Tensor, target_keypoints: Tensor,  # type: ignore[override]
+                warped_source: Tensor, warp_coverage: Tensor) -> Tensor:
+        maps = self.heatmaps(source_keypoints, target_keypoints).to(self.dtype)
+        out = self.generator(source_image.to(self.dtype), maps, warped_source.to(self.dtype),
+                             warp_coverage.to(self.dtype))
+        return out.to(torch.float32)
+
+
+def _graph(generator: nn.Module, cfg: ModelConfig, graph: str, precision: str = "fp32") -> nn.Module:
+    """The module exported as ``graph`` ("standard" | "pyposert") for ``cfg``."""
+    if cfg.warp_guided:
+        return WarpKeypointGraph(generator, cfg, precision, heatmaps=graph).eval()
+    if graph == "standard":
+        return HeatmapGraph(generator).eval()
+    return KeypointGraph(generator, cfg, precision).eval()
 
 
 # ------------------------------------------------------------------ inputs and counts
@@ -204,7 +299,9 @@ def example_inputs(cfg: ModelConfig, batch: int = 2, seed: int = 0) -> dict[str,
     with about one joint in five missing (-1); heatmaps from training.ops.heatmaps_pair.
 
     Returns {"source_image" [B,3,H,W], "source_keypoints" [B,18,2], "target_keypoints"
-    [B,18,2], "pose_heatmaps" [B,36,H,W]}, all float32.
+    [B,18,2], "pose_heatmaps" [B,36,H,W], "warped_source" [B,3,H,W], "warp_coverage"
+    [B,1,H,W]}, all float32; the warp is ``pyposert.ops.warp`` of the image between the two
+    skeletons.
     """
     g = torch.Generator().manual_seed(seed)
     h, w = cfg.height, cfg.width
@@ -218,7 +315,9 @@ def example_inputs(cfg: ModelConfig, batch: int = 2, seed: int = 0) -> dict[str,
 
     src, tgt = pose(), pose()
     maps = heatmaps_pair(src, tgt, h, w, mode=cfg.heatmap_mode, sigma=cfg.heatmap_sigma, radius=cfg.heatmap_radius)
-    return {"source_image": image, "source_keypoints": src, "target_keypoints": tgt, "pose_heatmaps": maps}
+    warped, coverage = native_ops.warp(image.numpy(), src.numpy(), tgt.numpy(), h, w)
+    return {"source_image": image, "source_keypoints": src, "target_keypoints": tgt, "pose_heatmaps": maps,
+            "warped_source": torch.from_numpy(warped), "warp_coverage": torch.from_numpy(coverage)}
 
 
 class _CountOps(TorchDispatchMode):
@@ -236,7 +335,7 @@ def count_attention_calls(generator: nn.Module, cfg: ModelConfig) -> int:
     """How many ``pyposert::attention`` calls one forward pass makes (PoNA: 2 per block)."""
     x = example_inputs(cfg, batch=1)
     with _CountOps() as mode:
-        generator(x["source_image"], x["pose_heatmaps"])
+        generator_call(generator, cfg, x)
     return mode.counts["pyposert.attention.default"]
 
 
@@ -280,9 +379,9 @@ def _dynamic(names: Sequence[str]) -> dict[str, dict[int, Any]]:
 def export_standard_onnx(generator: nn.Module, cfg: ModelConfig, opset: int = DEFAULT_OPSET) -> bytes:
     """``model.onnx`` (see the module docstring) as serialised ONNX bytes."""
     x = example_inputs(cfg)
-    names = list(HEATMAP_INPUTS)  # the heatmap contract of pyposert.model
+    names = list(graph_inputs(cfg, "standard"))  # a contract of pyposert.model
     with torch.no_grad(), plain_attention(), _quiet_export():
-        program = torch.onnx.export(HeatmapGraph(generator).eval(), tuple(x[n] for n in names),
+        program = torch.onnx.export(_graph(generator, cfg, "standard"), tuple(x[n] for n in names),
                                     dynamo=True, opset_version=opset, input_names=names, output_names=[OUTPUT_NAME],
                                     dynamic_shapes=_dynamic(names), verbose=False)
     return _finish(program.model_proto, cfg, "standard", "fp32")
@@ -292,8 +391,8 @@ def export_pyposert_onnx(generator: nn.Module, cfg: ModelConfig, opset: int = DE
                          precision: str = "fp32") -> bytes:
     """``model_pyposert.onnx`` (precision "fp32") or ``model_pyposert_fp16.onnx`` ("fp16")."""
     x = example_inputs(cfg)
-    names = list(KEYPOINT_INPUTS)  # the keypoint contract of pyposert.model
-    wrapper = KeypointGraph(generator, cfg, precision).eval()
+    names = list(graph_inputs(cfg, "pyposert"))  # the keypoint contract of pyposert.model
+    wrapper = _graph(generator, cfg, "pyposert", precision)
     with torch.no_grad(), _quiet_export():
         program = torch.onnx.export(wrapper, tuple(x[n] for n in names),
                                     dynamo=True, opset_version=opset, input_names=names, output_names=[OUTPUT_NAME],
@@ -303,13 +402,13 @@ def export_pyposert_onnx(generator: nn.Module, cfg: ModelConfig, opset: int = DE
 
 
 def export_torch_program(generator: nn.Module, cfg: ModelConfig) -> bytes:
-    """A ``torch.export`` program of the standard graph (inputs source_image, pose_heatmaps;
-    plain attention, so loading it needs no pyposert op), as ``torch.export.save`` bytes."""
+    """A ``torch.export`` program of the standard graph (inputs of :func:`graph_inputs`; plain
+    attention, so loading it needs no pyposert op), as ``torch.export.save`` bytes."""
     x = example_inputs(cfg)
-    batch = torch.export.Dim("batch", min=1, max=MAX_EXPORT_BATCH)
+    names = graph_inputs(cfg, "standard")
     with torch.no_grad(), plain_attention():
-        program = torch.export.export(HeatmapGraph(generator).eval(), (x["source_image"], x["pose_heatmaps"]),
-                                      dynamic_shapes={"source_image": {0: batch}, "pose_heatmaps": {0: batch}})
+        program = torch.export.export(_graph(generator, cfg, "standard"), tuple(x[n] for n in names),
+                                      dynamic_shapes=_dynamic(names))
     buffer = io.BytesIO()
     torch.export.save(program, buffer)
     return buffer.getvalue()
@@ -365,21 +464,33 @@ def _expect_io(report: GraphReport, inputs: dict[str, tuple[int | str, ...]], wh
         raise ExportError(f"{what}: outputs must be {expected_out}, got {report.outputs}")
 
 
+def _input_dims(cfg: ModelConfig, graph: str) -> dict[str, tuple[int | str, ...]]:
+    h, w = cfg.height, cfg.width
+    dims: dict[str, tuple[int | str, ...]] = {
+        "source_image": ("batch", 3, h, w), "pose_heatmaps": ("batch", 2 * JOINTS, h, w),
+        "source_keypoints": ("batch", JOINTS, 2), "target_keypoints": ("batch", JOINTS, 2),
+        "warped_source": ("batch", 3, h, w), "warp_coverage": ("batch", 1, h, w)}
+    return {name: dims[name] for name in graph_inputs(cfg, graph)}
+
+
+def _blend_softmaxes(cfg: ModelConfig) -> int:
+    """Softmax nodes that are not attention: a warp-guided generator's blend weights."""
+    return 1 if cfg.warp_guided else 0
+
+
 def check_standard_graph(model: onnx.ModelProto, cfg: ModelConfig, attention_calls: int,
                          opset: int | None = None) -> GraphReport:
     """Raise ExportError unless ``model.onnx`` has the contract's I/O, only standard ops, one
     Softmax per attention, and (if given) the requested opset."""
     report = _report(model)
     _expect_opset(report, opset, "model.onnx")
-    h, w = cfg.height, cfg.width
-    _expect_io(report, {"source_image": ("batch", 3, h, w), "pose_heatmaps": ("batch", 2 * JOINTS, h, w)},
-               "model.onnx")
+    _expect_io(report, _input_dims(cfg, "standard"), "model.onnx")
     custom = {op for op in report.op_counts if "::" in op}
     if custom:
         raise ExportError(f"model.onnx must hold standard ONNX ops only, found {sorted(custom)}")
-    if report.count("Softmax") != attention_calls:
+    if report.count("Softmax") != attention_calls + _blend_softmaxes(cfg):
         raise ExportError(f"model.onnx has {report.count('Softmax')} Softmax nodes, the model makes "
-                          f"{attention_calls} attention calls")
+                          f"{attention_calls} attention calls" + (" and one blend" if cfg.warp_guided else ""))
     return report
 
 
@@ -393,16 +504,15 @@ def check_pyposert_graph(model: onnx.ModelProto, cfg: ModelConfig, attention_cal
     h, w = cfg.height, cfg.width
     what = "model_pyposert_fp16.onnx" if precision == "fp16" else "model_pyposert.onnx"
     _expect_opset(report, opset, what)
-    _expect_io(report, {"source_image": ("batch", 3, h, w), "source_keypoints": ("batch", JOINTS, 2),
-                        "target_keypoints": ("batch", JOINTS, 2)}, what)
+    _expect_io(report, _input_dims(cfg, "pyposert"), what)
     ours = {op: n for op, n in report.op_counts.items() if op.startswith(f"{DOMAIN}::")}
     expected = {f"{DOMAIN}::PoseHeatmap": 1}
     if attention_calls:
         expected[f"{DOMAIN}::FusedAttention"] = attention_calls
     if ours != expected:
         raise ExportError(f"{what}: pyposert nodes must be {expected}, got {ours}")
-    if report.count("Softmax"):
-        raise ExportError(f"{what}: {report.count('Softmax')} Softmax nodes left unfused")
+    if report.count("Softmax") != _blend_softmaxes(cfg):
+        raise ExportError(f"{what}: {report.count('Softmax') - _blend_softmaxes(cfg)} Softmax nodes left unfused")
     if not any(o.domain == DOMAIN and o.version == DOMAIN_VERSION for o in model.opset_import):
         raise ExportError(f"{what}: no opset import for domain {DOMAIN!r} version {DOMAIN_VERSION}")
     types = {v.name: v.type.tensor_type.elem_type for v in
@@ -477,7 +587,7 @@ def compare(reference: np.ndarray, test: np.ndarray) -> Parity:
 @torch.no_grad()
 def torch_reference(generator: nn.Module, inputs: dict[str, Tensor]) -> np.ndarray:
     """The fp32 torch output [B, 3, H, W] for ``example_inputs``-style inputs."""
-    return generator(inputs["source_image"], inputs["pose_heatmaps"]).numpy()
+    return generator_call(generator, generator.config, inputs).numpy()
 
 
 def onnxruntime_parity(onnx_bytes: bytes, generator: nn.Module, cfg: ModelConfig,
@@ -493,7 +603,6 @@ def onnxruntime_parity(onnx_bytes: bytes, generator: nn.Module, cfg: ModelConfig
     results = []
     for batch in batches:
         x = example_inputs(cfg, batch=batch, seed=batch)
-        (got,) = session.run(["image"], {"source_image": x["source_image"].numpy(),
-                                         "pose_heatmaps": x["pose_heatmaps"].numpy()})
+        (got,) = session.run(["image"], {name: x[name].numpy() for name in graph_inputs(cfg, "standard")})
         results.append(compare(torch_reference(generator, x), got))
     return results

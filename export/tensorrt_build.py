@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.onnx_export import Parity, compare, example_inputs, parity_fields, torch_reference
+from export.onnx_export import Parity, compare, example_inputs, graph_inputs, parity_fields, torch_reference
 from pyposert.errors import BackendUnavailable
 from training.models import ModelConfig
 
@@ -215,7 +215,7 @@ def build_engines(graphs: dict[str, tuple[str, bytes]], generator: nn.Module, cf
     cache = output.with_name(f"{output.name}.sm{cc[0]}{cc[1]}-trt{version}.timing-cache")
     x = example_inputs(cfg, batch=2, seed=1)
     reference = torch_reference(generator, x)
-    feed = {k: x[k] for k in ("source_image", "source_keypoints", "target_keypoints")}
+    feed = {k: x[k] for k in graph_inputs(cfg, "pyposert")}
     built: list[EngineBuild] = []
     skipped: list[str] = []
     for precision, (source, onnx_bytes) in graphs.items():

@@ -1,6 +1,6 @@
 """``pyposert.Engine``: one photo + a driving pose -> the photographed person in that pose.
 
-    engine = pyposert.Engine("nram")                          # an installed model, a .plan, a bare .onnx or a TensorRT engine
+    engine = pyposert.Engine("nram")                          # an installed model, a .plan bundle or a bare .onnx
     frame = engine.run(photo_bgr, driver_pose, source_pose=photo_pose)   # uint8 HWC BGR
 
     src = engine.source(photo_bgr, photo_pose)                # once per photo (cached work)
@@ -20,12 +20,9 @@ Contracts (every public method):
   ``target_size`` / ``pose_size`` = (h, w); without it the pose is taken to be in the photo's
   pixel frame.
 
-Inside: the photo is cropped around its person (:mod:`pyposert.framing`; ``framing=False``:
-the whole photo) and the crop letterboxed (aspect kept) into the model frame H x W; keypoints
-follow the same maps (``Frame.to_crop``, ``ops.Letterbox``); heatmaps are rasterised by pyposert's kernel with the
-model's convention (from the bundle manifest; for a bare ONNX file DESIGN.md's default:
-Gaussian, sigma = 6 * H / 256); the network runs on the chosen backend; the output is mapped
-back and pasted into the photo (outside the crop the photo is untouched). Everything that depends only on the photo is computed once in :class:`Source`.
+Inside (:class:`Source`, docs/ARCHITECTURE.md): the photo is cropped around its person and
+letterboxed into the model frame, the network's inputs are made by the model contract
+(:mod:`pyposert.model`), and the output is pasted back into the photo.
 
 Fashion image completion models (bundle task "completion", :mod:`pyposert.completion`) run
 through :meth:`Engine.complete` instead: erase one garment of a photo (its box, or any mask)
@@ -44,82 +41,21 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
 from . import completion
-from .backends import DeviceFrames, open_backend
+from .backends import DeviceFrames, open_backend, open_device_frames
 from .completion import Completion
-from .estimators import MEDIAPIPE_INSTALL_HINT
-from .model import TASK_METHODS, TASKS, WARP_INPUTS, ModelContract, ModelSpec, load_model, resolve_contract
+from .estimators import MEDIAPIPE_INSTALL_HINT, NoPoseEstimator, PoseEstimator, default_estimator
+from .model import TASK_METHODS, TASKS, ModelContract, ModelSpec, load_model, resolve_contract
 from .poses import (DEFAULT_MIN_CONFIDENCE, NUM_JOINTS, REQUIRED_JOINTS, PersonChoice, PoseLike, check_minimum,
                     check_person, parse_pose)
-from .source import Source, check_output_size
+from .source import MIN_IMAGE_SIDE, Source, check_image, check_output_size
 
-__all__ = ["Completion", "Engine", "ModelSpec", "NoPoseEstimator", "Source", "MIN_IMAGE_SIDE", "TASKS"]
-
-MIN_IMAGE_SIDE = 8
-
-PoseEstimator = Callable[[np.ndarray], Any]
-
-
-# ------------------------------------------------------------------ input checks
-def check_image(image: Any, name: str = "image") -> np.ndarray:
-    """Validate a photo/frame: numpy uint8 [h, w, 3] BGR, h and w >= 8. Returns it with
-    packed pixels (a copy only when the pixels were strided)."""
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"{name} must be a numpy uint8 [h, w, 3] BGR array, got {type(image).__name__}")
-    if image.size == 0:
-        raise ValueError(f"{name} is empty (shape {image.shape}): was the file or frame read correctly?")
-    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        raise ValueError(f"{name} is grey (shape {image.shape}); expected [h, w, 3] BGR: convert with "
-                         f"cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)")
-    if image.ndim == 3 and image.shape[2] == 4:
-        raise ValueError(f"{name} has 4 channels (RGBA/BGRA, shape {image.shape}); expected [h, w, 3] BGR: "
-                         f"convert with cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"{name} must be [h, w, 3] BGR, got shape {image.shape}")
-    if image.dtype != np.uint8:
-        if image.dtype == np.uint16:
-            hint = "16-bit: scale with (image >> 8).astype(np.uint8)"
-        elif np.issubdtype(image.dtype, np.floating):
-            hint = "floating point: scale to 0..255, then .astype(np.uint8)"
-        else:
-            hint = "cast it with .astype(np.uint8)"
-        raise ValueError(f"{name} must be uint8, got {image.dtype} ({hint})")
-    h, w = image.shape[:2]
-    if h < MIN_IMAGE_SIDE or w < MIN_IMAGE_SIDE:
-        raise ValueError(f"{name} is {h} x {w} pixels; at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} is needed")
-    if image.strides[1:] != (3, 1) or image.strides[0] < 3 * w:
-        # The kernels read packed pixels with forward rows (padded rows, i.e. crops, are
-        # fine); flipped or channel-strided views are copied once.
-        image = np.ascontiguousarray(image)
-    return image
-
-
-def default_estimator(static_image_mode: bool = False) -> Optional[PoseEstimator]:
-    """The MediaPipe pose estimator of the ``pyposert[pose]`` extra, or None when mediapipe
-    cannot be imported here (see :mod:`pyposert.estimators`).
-
-    Returns a new :class:`~pyposert.estimators.MediaPipePoseEstimator` -- ``f(image_bgr) ->
-    (18, 3) (x, y, confidence) pixels | None`` -- in ``static_image_mode`` (True: unrelated
-    photos; False: the frames of one video, tracked). The caller owns it (``close()``).
-    """
-    from .estimators import MediaPipePoseEstimator  # numpy only until mediapipe is imported
-
-    try:
-        return MediaPipePoseEstimator(static_image_mode=static_image_mode)
-    except ImportError:
-        return None
-
-
-NO_POSE_ESTIMATOR = ("no pose estimator is installed: install the MediaPipe extra -- " + MEDIAPIPE_INSTALL_HINT)
-
-
-class NoPoseEstimator(ValueError):
-    """A pose had to be estimated from an image, and no pose estimator is installed or given.
-    The command line turns it into its own advice (``--source-pose FILE``)."""
+__all__ = ["Completion", "Engine", "ModelSpec", "NoPoseEstimator", "Source", "MIN_IMAGE_SIDE", "TASKS", "check_image",
+           "default_estimator"]
 
 
 # ------------------------------------------------------------------ Engine
@@ -181,12 +117,10 @@ class Engine:
         self._model = load_model(path, trusted_keys)
         self._backend = open_backend(self._model, backend, device, threads)
         self.spec: ModelContract = resolve_contract(self._model, self._backend)
-        batch = self.spec.inputs[self.spec.batch_input].shape[0]
-        self.max_batch: int = batch or int(getattr(self._backend, "max_batch", 0) or 1 << 16)
-        # The device-frame path (load_source / render) is pose transfer only, and does not make
-        # the optional warp inputs: models taking them run through the host feeds (Source.feeds).
-        self._on_device = (self.spec.task == "pose_transfer" and not self.spec.has(WARP_INPUTS[0])
-                           and self._backend.device != "cpu" and isinstance(self._backend, DeviceFrames))
+        self.max_batch: int = self.spec.max_batch(getattr(self._backend, "max_batch", None))
+        # The whole frame on the GPU when the backend offers it and the pipeline makes every
+        # input of this network; else Source makes the feeds on the host.
+        self._frames = open_device_frames(self._backend, self.spec)
         # The default estimator is made on first need (a MediaPipe graph costs time and memory
         # that callers passing source poses never use), owned and closed by the Engine, and
         # called under a lock: MediaPipe graphs are not thread-safe.
@@ -252,6 +186,8 @@ class Engine:
         if self._closed:
             return
         self._closed = True
+        if self._frames is not None:
+            self._frames.close()  # its graphs and buffers before the backend's stream and context
         self._backend.close()
         with self._estimator_lock:
             if self._owns_estimator and self._estimator is not None:
@@ -422,7 +358,7 @@ class Engine:
     def device_frames(self) -> Optional[DeviceFrames]:
         """The backend's device-frame path (:class:`~pyposert.backends.DeviceFrames`: the
         whole frame stays on the GPU), or None when frames go through :meth:`run_network`."""
-        return self._backend if self._on_device else None
+        return self._frames
 
     def run_network(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The network alone on host arrays: ``feeds`` named as in :attr:`spec` ``.inputs``

@@ -22,14 +22,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
 from .poses import BLAZEPOSE_TO_COCO18, NUM_JOINTS
 
 __all__ = ["BLAZEPOSE_TO_COCO18", "BLAZEPOSE_NUM_LANDMARKS", "MEDIAPIPE_INSTALL_HINT", "MediaPipePoseEstimator",
-           "blazepose_to_coco18", "mediapipe_available"]
+           "NoPoseEstimator", "PoseEstimator", "blazepose_to_coco18", "default_estimator", "mediapipe_available"]
+
+PoseEstimator = Callable[[np.ndarray], Any]  # image_bgr -> (18, 3) (x, y, confidence) pixels, or None
 
 BLAZEPOSE_NUM_LANDMARKS = 33
 NECK = 1
@@ -219,3 +221,21 @@ class MediaPipePoseEstimator:
         return (f"MediaPipePoseEstimator(static_image_mode={self.static_image_mode}, "
                 f"min_visibility={self.min_visibility})")
 
+
+def default_estimator(static_image_mode: bool = False) -> Optional[PoseEstimator]:
+    """The MediaPipe pose estimator of the ``pyposert[pose]`` extra, or None when mediapipe
+    cannot be imported here.
+
+    Returns a new :class:`MediaPipePoseEstimator` -- ``f(image_bgr) -> (18, 3) (x, y,
+    confidence) pixels | None`` -- in ``static_image_mode`` (True: unrelated photos; False:
+    the frames of one video, tracked). The caller owns it (``close()``).
+    """
+    try:
+        return MediaPipePoseEstimator(static_image_mode=static_image_mode)
+    except ImportError:
+        return None
+
+
+class NoPoseEstimator(ValueError):
+    """A pose had to be estimated from an image, and no pose estimator is installed or given.
+    The command line turns it into its own advice (``--source-pose FILE``)."""

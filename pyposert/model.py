@@ -143,6 +143,11 @@ class ModelContract:
         """The input whose first axis is the batch every input shares."""
         return CONTRACTS[self.contract][0][0]
 
+    def max_batch(self, backend_limit: Optional[int] = None) -> int:
+        """The most samples one network call takes: the network's fixed batch axis, else the
+        backend's limit (a TensorRT optimisation profile's maximum), else 65536."""
+        return int(self.inputs[self.batch_input].shape[0] or backend_limit or 1 << 16)
+
     def has(self, name: str) -> bool:
         """True when the network takes input ``name`` (e.g. an optional warp input)."""
         return name in self.inputs
@@ -150,6 +155,12 @@ class ModelContract:
     def dtype(self, name: str) -> str:
         """numpy dtype name of input ``name`` ("float32" or "float16")."""
         return self.inputs[name].dtype
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of tensor ``name`` after its batch axis, from the frame H x W, the joints
+        K and the completion sizes: e.g. ``pose_heatmaps`` (2K, H, W) in pose transfer,
+        ``target_keypoints`` (K, 2)."""
+        return _expected_shapes(self)[name]
 
 
 ModelSpec = ModelContract  # the name Engine.spec has always had

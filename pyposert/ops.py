@@ -30,6 +30,7 @@ ATTENTION_MAX_DK: int = int(_C.ATTENTION_TILES["max_dk"])
 
 __all__ = [
     "ATTENTION_MAX_DK",
+    "HeatmapParams",
     "Letterbox",
     "attention",
     "from_model_output",
@@ -92,20 +93,56 @@ def _output(out: Any, like: ArrayInfo, shape: tuple[int, ...], dtype: str, expec
 
 
 # ------------------------------------------------------------------ heatmaps
+@dataclass(frozen=True)
+class HeatmapParams:
+    """How keypoints become heatmaps, checked once: the keyword arguments of :func:`heatmaps`,
+    :func:`heatmaps_pair` and their torch twins in ``training.ops``.
+
+    Attributes:
+        mode: "gaussian": exp(-((px - x')^2 + (py - y')^2) / (2 sigma^2)) on the integer
+            pixel grid (PATN/PoNA); "disk": 1 inside ``radius``, 0 outside (PG2).
+        sigma: the Gaussian's standard deviation in output pixels (finite; > 0 for "gaussian").
+        radius: the disk's radius in output pixels (finite; >= 0 for "disk").
+        scale, offset: (x, y) map from the annotation frame to the output frame,
+            x' = x * scale[0] + offset[0], y' = y * scale[1] + offset[1] (finite).
+
+    ValueError naming the argument when one is not as above.
+    """
+
+    mode: HeatmapMode = "gaussian"
+    sigma: float = 6.0
+    radius: float = 4.0
+    scale: tuple[float, float] = (1.0, 1.0)
+    offset: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if self.mode not in _MODES:
+            raise ValueError(f"heatmaps mode must be one of {tuple(_MODES)}, got {self.mode!r}")
+        sigma, radius = _finite("sigma", self.sigma), _finite("radius", self.radius)
+        if self.mode == "gaussian" and sigma <= 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        if self.mode == "disk" and radius < 0:
+            raise ValueError(f"radius must be >= 0, got {radius}")
+        pairs = {}
+        for name in ("scale", "offset"):
+            value = getattr(self, name)
+            if len(tuple(value)) != 2:
+                raise ValueError(f"{name} must be (x, y), got {value!r}")
+            pairs[name] = tuple(_finite(name, v) for v in value)
+        for name, value in (("sigma", sigma), ("radius", radius), *pairs.items()):
+            object.__setattr__(self, name, value)
+
+
 def heatmaps(
     keypoints: Any,
     height: int,
     width: int,
     *,
-    mode: HeatmapMode = "gaussian",
-    sigma: float = 6.0,
-    radius: float = 4.0,
-    scale: tuple[float, float] = (1.0, 1.0),
-    offset: tuple[float, float] = (0.0, 0.0),
     dtype: Any = "float32",
     out: Any = None,
     channel_offset: int = 0,
     stream: Any = None,
+    **params: Any,
 ) -> Any:
     """Rasterise keypoints into one heatmap channel per joint.
 
@@ -114,10 +151,6 @@ def heatmaps(
             numpy for the CPU, a CUDA array for the GPU. Missing joint: x or y negative,
             NaN or inf -> all-zero channel.
         height, width: output H, W.
-        mode: "gaussian": exp(-((px - x')^2 + (py - y')^2) / (2 sigma^2)) on the integer
-            pixel grid (PATN/PoNA); "disk": 1 inside radius, 0 outside (PG2).
-        scale, offset: (x, y) map from the annotation frame to the output frame,
-            x' = x * scale[0] + offset[0], y' = y * scale[1] + offset[1].
         dtype: float32 or float16 output.
         out: optional C-contiguous [B, C, H, W] output on the keypoints' device, C >=
             ``channel_offset`` + K (C = K when ``channel_offset`` is 0 and ``out`` is None).
@@ -125,11 +158,14 @@ def heatmaps(
             sample of ``out`` are written, the others left as they are (so the target half
             of a [B, 2K, H, W] pose input is filled in place with ``channel_offset=K``).
         stream: CUDA stream (int handle, torch/cupy stream); default: the producer's current.
+        **params: ``mode``, ``sigma``, ``radius``, ``scale``, ``offset``: see
+            :class:`HeatmapParams` (defaults: Gaussian, sigma 6, radius 4, identity map).
 
     Returns:
         ``out`` ([B, C, H, W]), or a new [B, K, H, W]; values in [0, 1], same device as
         ``keypoints``.
     """
+    hm = HeatmapParams(**params)
     kp = array_info(keypoints, "keypoints")
     _check(kp, "[B, K, 2] float32 (x, y)", (None, None, 2), ("float32",))
     batch, joints = kp.shape[0], kp.shape[1]
@@ -148,31 +184,23 @@ def heatmaps(
         raise ValueError(f"out has {channels} channels; channel_offset + K = {first} + {joints} do not fit")
     expected = f"[{batch}, {channels}, {h}, {w}] {dt}" + (f" (channels {first}..{first + joints - 1} written)"
                                                           if channels != joints else "")
-    out, out_info = _output(out, kp, (batch, channels, h, w), dt, expected)
-    _heatmaps_into(kp, out_info, channels, first, mode, sigma, radius, scale, offset, stream)
+    out, oi = _output(out, kp, (batch, channels, h, w), dt, expected)
+    (sx, sy), (ox, oy), mode = hm.scale, hm.offset, _MODES[hm.mode]
+    if kp.device == "cpu":
+        _C.heatmaps_cpu(kp.numpy, oi.numpy, first, mode, hm.sigma, hm.radius, sx, sy, ox, oy)
+    else:
+        _C.heatmaps_cuda(kp.data, oi.data, _DTYPE_CODES[oi.dtype], batch, joints, h, w, channels, first, mode,
+                         hm.sigma, hm.radius, sx, sy, ox, oy, stream_handle(stream, kp))
     return out
 
 
-def heatmaps_pair(
-    source: Any,
-    target: Any,
-    height: int,
-    width: int,
-    *,
-    mode: HeatmapMode = "gaussian",
-    sigma: float = 6.0,
-    radius: float = 4.0,
-    scale: tuple[float, float] = (1.0, 1.0),
-    offset: tuple[float, float] = (0.0, 0.0),
-    dtype: Any = "float32",
-    out: Any = None,
-    stream: Any = None,
-) -> Any:
+def heatmaps_pair(source: Any, target: Any, height: int, width: int, *, dtype: Any = "float32", out: Any = None,
+                  stream: Any = None, **params: Any) -> Any:
     """Source and target heatmaps in one [B, 2K, H, W] buffer (source channels first).
 
     This is the generators' pose input (36 channels for COCO-18). ``source`` and ``target``
-    are [B, K, 2] float32 (x, y) on the same device; the other arguments are as in
-    :func:`heatmaps`.
+    are [B, K, 2] float32 (x, y) on the same device; ``out`` an optional [B, 2K, H, W]
+    output; the other arguments are as in :func:`heatmaps`.
     """
     src = array_info(source, "source")
     tgt = array_info(target, "target")
@@ -182,10 +210,9 @@ def heatmaps_pair(
     batch, joints = src.shape[0], src.shape[1]
     dt = _dtype_name(dtype)
     h, w = _size("height", height), _size("width", width)
-    shape = (batch, 2 * joints, h, w)
-    out, out_info = _output(out, src, shape, dt, f"[{batch}, {2 * joints}, {h}, {w}] {dt}")
-    _heatmaps_into(src, out_info, 2 * joints, 0, mode, sigma, radius, scale, offset, stream)
-    _heatmaps_into(tgt, out_info, 2 * joints, joints, mode, sigma, radius, scale, offset, stream)
+    out, _ = _output(out, src, (batch, 2 * joints, h, w), dt, f"[{batch}, {2 * joints}, {h}, {w}] {dt}")
+    for keypoints, first in ((source, 0), (target, joints)):
+        heatmaps(keypoints, h, w, dtype=dt, out=out, channel_offset=first, stream=stream, **params)
     return out
 
 
@@ -193,28 +220,6 @@ def _size(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return int(value)
-
-
-def _heatmaps_into(kp: ArrayInfo, out: ArrayInfo, out_channels: int, channel_offset: int, mode: str,
-                   sigma: float, radius: float, scale: tuple[float, float], offset: tuple[float, float],
-                   stream: Any) -> None:
-    if mode not in _MODES:
-        raise ValueError(f"mode must be 'gaussian' or 'disk', got {mode!r}")
-    sigma = _finite("sigma", sigma)
-    radius = _finite("radius", radius)
-    if mode == "gaussian" and sigma <= 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    if mode == "disk" and radius < 0:
-        raise ValueError(f"radius must be >= 0, got {radius}")
-    sx, sy = (_finite("scale", s) for s in scale)
-    ox, oy = (_finite("offset", o) for o in offset)
-    if kp.device == "cpu":
-        _C.heatmaps_cpu(kp.numpy, out.numpy, channel_offset, _MODES[mode], sigma, radius, sx, sy, ox, oy)
-        return
-    batch, joints = kp.shape[0], kp.shape[1]
-    _C.heatmaps_cuda(kp.data, out.data, _DTYPE_CODES[out.dtype], batch, joints, out.shape[2], out.shape[3],
-                     out_channels, channel_offset, _MODES[mode], sigma, radius, sx, sy, ox, oy,
-                     stream_handle(stream, kp))
 
 
 # ------------------------------------------------------------------ attention

@@ -4,8 +4,8 @@
     frame = src.run(pose, pose_size=(frame_h, frame_w))
 
 This module produces the network's inputs of pose transfer on the host (:meth:`Source.feeds`,
-from the model contract of :mod:`pyposert.model`); GPU backends that keep the frame on the
-device do the same steps there (the ``DeviceFrames`` of the TensorRT and torch backends).
+from the model contract of :mod:`pyposert.model`); on a GPU backend the same steps run on the
+device (:class:`~pyposert.backends.device_frames.DeviceFrames`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from .poses import PoseLike, check_minimum, parse_pose
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["STAGES", "Source", "StageHook", "check_output_size", "check_size", "target_keypoints"]
+__all__ = ["MIN_IMAGE_SIDE", "STAGES", "Source", "StageHook", "check_image", "check_output_size", "check_size",
+           "target_keypoints"]
 
+MIN_IMAGE_SIDE = 8
 OUTPUT_SIZES = ("source", "model")
 # The steps of one Source.run, as a StageHook sees them: "keypoints" (parse the pose, frame and
 # letterbox it into model pixels), "heatmaps" (the network inputs of these poses: target
@@ -35,6 +37,39 @@ OUTPUT_SIZES = ("source", "model")
 STAGES = ("keypoints", "heatmaps", "network", "output")
 DEVICE_STAGE = "engine"
 StageHook = Callable[[str, float], None]  # (stage, seconds), called after each stage
+
+
+def check_image(image: Any, name: str = "image") -> np.ndarray:
+    """Validate a photo/frame: numpy uint8 [h, w, 3] BGR, h and w >= 8. Returns it with
+    packed pixels (a copy only when the pixels were strided)."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{name} must be a numpy uint8 [h, w, 3] BGR array, got {type(image).__name__}")
+    if image.size == 0:
+        raise ValueError(f"{name} is empty (shape {image.shape}): was the file or frame read correctly?")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        raise ValueError(f"{name} is grey (shape {image.shape}); expected [h, w, 3] BGR: convert with "
+                         f"cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)")
+    if image.ndim == 3 and image.shape[2] == 4:
+        raise ValueError(f"{name} has 4 channels (RGBA/BGRA, shape {image.shape}); expected [h, w, 3] BGR: "
+                         f"convert with cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name} must be [h, w, 3] BGR, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        if image.dtype == np.uint16:
+            hint = "16-bit: scale with (image >> 8).astype(np.uint8)"
+        elif np.issubdtype(image.dtype, np.floating):
+            hint = "floating point: scale to 0..255, then .astype(np.uint8)"
+        else:
+            hint = "cast it with .astype(np.uint8)"
+        raise ValueError(f"{name} must be uint8, got {image.dtype} ({hint})")
+    h, w = image.shape[:2]
+    if h < MIN_IMAGE_SIDE or w < MIN_IMAGE_SIDE:
+        raise ValueError(f"{name} is {h} x {w} pixels; at least {MIN_IMAGE_SIDE} x {MIN_IMAGE_SIDE} is needed")
+    if image.strides[1:] != (3, 1) or image.strides[0] < 3 * w:
+        # The kernels read packed pixels with forward rows (padded rows, i.e. crops, are
+        # fine); flipped or channel-strided views are copied once.
+        image = np.ascontiguousarray(image)
+    return image
 
 
 def check_size(size: Any, name: str) -> tuple[int, int]:
@@ -126,8 +161,7 @@ class Source:
         self._device_source: Any = None
         frames = engine.device_frames
         if frames is not None:
-            self._device_source = frames.load_source(np.ascontiguousarray(image), self.box, self.keypoints,
-                                                     spec.heatmap)
+            self._device_source = frames.load_source(np.ascontiguousarray(image), self.box, self.keypoints)
             return
         # Buffers take the network's input dtype (float32, or float16 for a half-precision
         # graph): the kernels write either, so no conversion pass is needed.
@@ -137,7 +171,7 @@ class Source:
         self._warp_input = (None if not spec.has(WARP_INPUTS[0]) else
                             self._model_input.astype(np.float32, copy=False))
         self._source_maps = None
-        if spec.contract == "heatmaps":
+        if spec.has("pose_heatmaps"):
             self._source_maps = ops.heatmaps(self.keypoints[None], spec.height, spec.width, mode=spec.heatmap.mode,
                                              sigma=spec.heatmap.sigma, radius=spec.heatmap.radius,
                                              dtype=spec.dtype("pose_heatmaps"))
@@ -224,7 +258,7 @@ class Source:
         spec = self._spec
         buffers = self._buffers(len(targets))
         targets = np.ascontiguousarray(targets, dtype=np.float32)
-        if spec.contract == "heatmaps":
+        if spec.has("pose_heatmaps"):
             pose = buffers["pose_heatmaps"]  # the target half [B, 18:36] of each sample, written in place
             ops.heatmaps(targets, spec.height, spec.width, mode=spec.heatmap.mode, sigma=spec.heatmap.sigma,
                          radius=spec.heatmap.radius, dtype=pose.dtype, out=pose, channel_offset=spec.joints)
@@ -256,7 +290,7 @@ class Source:
         # The model input is only read: batch 1 shares the cached one across threads.
         image = self._model_input if batch == 1 else np.repeat(self._model_input, batch, axis=0)
         buffers = {"source_image": image}
-        if spec.contract == "heatmaps":
+        if spec.has("pose_heatmaps"):
             pose = np.empty((batch, 2 * k, spec.height, spec.width), dtype=spec.dtype("pose_heatmaps"))
             pose[:, :k] = self._source_maps
             buffers["pose_heatmaps"] = pose

@@ -3,33 +3,155 @@
 from __future__ import annotations
 
 import warnings
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pytest
 
 
+# ------------------------------------------------------------------ building blocks
+def tensor(name: str, dims: list[Any], batch: Any = "batch") -> Any:
+    """A float32 graph input/output ``name`` of shape [batch] + dims."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch] + list(dims))
+
+
+def constants(ints: Optional[dict[str, Any]] = None, floats: Optional[dict[str, Any]] = None) -> list[Any]:
+    """Initialisers: int64 and float32 arrays by name."""
+    from onnx import numpy_helper
+
+    return ([numpy_helper.from_array(np.array(v, np.int64), k) for k, v in (ints or {}).items()]
+            + [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in (floats or {}).items()])
+
+
+def save_graph(path: Path, nodes: list[Any], inputs: list[Any], outputs: list[Any],
+               inits: Sequence[Any] = ()) -> Path:
+    """Save an opset-17 ONNX model of these nodes at ``path`` (checked by onnx first)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, path.stem, inputs, outputs, list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def pose_transfer_io(height: int, width: int, batch: Any = "batch") -> tuple[list[Any], list[Any]]:
+    """The heatmap contract's inputs (source_image, pose_heatmaps) and output (image)."""
+    return ([tensor("source_image", [3, height, width], batch), tensor("pose_heatmaps", [36, height, width], batch)],
+            [tensor("image", [3, height, width], batch)])
+
+
+def run_in_threads(work: Callable[[int], None], count: int = 4) -> None:
+    """Run ``work(i)`` for i in 0..count-1 on as many threads at once; re-raise the first
+    exception any of them raised (a thread's exception is otherwise lost)."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def guarded(index: int) -> None:
+        try:
+            barrier.wait()
+            work(index)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def torch_cuda() -> bool:
+    """True where torch sees a CUDA device and pyposert's CUDA kernels run (GPU tests)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    import pyposert
+
+    return bool(torch.cuda.is_available()) and pyposert.cuda_available()
+
+
+# ------------------------------------------------------------------ pose-transfer stubs
 def heatmap_max_onnx(path: Path, height: int, width: int) -> Path:
     """A stub with the heatmap contract: image [B, 3, H, W] = source_image + the max over the
     18 target heatmaps (channels 18..35 of pose_heatmaps), so outputs show where joints land."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    def value(name: str, channels: int) -> Any:
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", channels, height, width])
-
-    inits = [numpy_helper.from_array(np.array([v], np.int64), k) for k, v in
-             {"c18": 18, "c36": 36, "axis1": 1}.items()]
+    helper = pytest.importorskip("onnx.helper")
     nodes = [helper.make_node("Slice", ["pose_heatmaps", "c18", "c36", "axis1"], ["target"]),
              helper.make_node("ReduceMax", ["target"], ["target_max"], axes=[1], keepdims=1),
              helper.make_node("Add", ["source_image", "target_max"], ["image"])]
-    graph = helper.make_graph(nodes, "stub", [value("source_image", 3), value("pose_heatmaps", 36)],
-                              [value("image", 3)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    inputs, outputs = pose_transfer_io(height, width)
+    return save_graph(path, nodes, inputs, outputs, constants({"c18": [18], "c36": [36], "axis1": [1]}))
+
+
+def heatmap_pair_onnx(path: Path, height: int, width: int, batch: Any = "batch") -> Path:
+    """A stub with the heatmap contract: image = (R: 2 max(source maps) - 1, G: 2 max(target
+    maps) - 1, B: the source image's blue channel), so both halves of pose_heatmaps and the
+    photo show in the output."""
+    helper = pytest.importorskip("onnx.helper")
+    nodes = [
+        helper.make_node("Slice", ["pose_heatmaps", "c0", "c18", "axis1"], ["src_maps"]),
+        helper.make_node("Slice", ["pose_heatmaps", "c18", "c36", "axis1"], ["tgt_maps"]),
+        helper.make_node("ReduceMax", ["src_maps"], ["src_max"], axes=[1], keepdims=1),
+        helper.make_node("ReduceMax", ["tgt_maps"], ["tgt_max"], axes=[1], keepdims=1),
+        helper.make_node("Mul", ["src_max", "two"], ["src2"]),
+        helper.make_node("Sub", ["src2", "one"], ["red"]),
+        helper.make_node("Mul", ["tgt_max", "two"], ["tgt2"]),
+        helper.make_node("Sub", ["tgt2", "one"], ["green"]),
+        helper.make_node("Slice", ["source_image", "c2", "c3", "axis1"], ["blue"]),
+        helper.make_node("Concat", ["red", "green", "blue"], ["image"], axis=1),
+    ]
+    inputs, outputs = pose_transfer_io(height, width, batch)
+    inits = constants({"c0": [0], "c18": [18], "c36": [36], "c2": [2], "c3": [3], "axis1": [1]},
+                      {"two": 2.0, "one": 1.0})
+    return save_graph(path, nodes, inputs, outputs, inits)
+
+
+def heatmap_groups_onnx(path: Path, height: int, width: int, groups: tuple[tuple[int, ...], ...]) -> Path:
+    """A stub with the heatmap contract: output channel c (R, G, B) = 2 max(target heatmaps of
+    the joints ``groups[c]``) - 1, black where none of them is."""
+    helper = pytest.importorskip("onnx.helper")
+    names = ("red", "green", "blue")
+    nodes = []
+    for name in names:
+        nodes += [helper.make_node("Gather", ["pose_heatmaps", name], [f"{name}_maps"], axis=1),
+                  helper.make_node("ReduceMax", [f"{name}_maps"], [f"{name}_max"], axes=[1], keepdims=1)]
+    nodes += [helper.make_node("Concat", [f"{n}_max" for n in names], ["rgb"], axis=1),
+              helper.make_node("Mul", ["rgb", "two"], ["rgb2"]),
+              helper.make_node("Sub", ["rgb2", "one"], ["image"])]
+    inits = constants({name: [18 + j for j in joints] for name, joints in zip(names, groups)},
+                      {"two": 2.0, "one": 1.0})
+    inputs, outputs = pose_transfer_io(height, width)
+    return save_graph(path, nodes, inputs, outputs, inits)
+
+
+def keypoint_x_onnx(path: Path, height: int, width: int) -> Path:
+    """A stub with the keypoint contract: a constant image whose R (and B) = target x of joint
+    0 and G = source x of joint 0, both as 2 x / W - 1 (so uint8 = round(255 x / W))."""
+    helper = pytest.importorskip("onnx.helper")
+    inputs = [tensor("source_image", [3, height, width]), tensor("source_keypoints", [18, 2]),
+              tensor("target_keypoints", [18, 2])]
+    nodes = []
+    for name in ("target", "source"):
+        nodes += [helper.make_node("Slice", [f"{name}_keypoints", "zeros2", "ones2", "axes12"], [f"{name}_x"]),
+                  helper.make_node("Unsqueeze", [f"{name}_x", "axis3"], [f"{name}_x4"]),
+                  helper.make_node("Mul", [f"{name}_x4", "scale"], [f"{name}_s"]),
+                  helper.make_node("Sub", [f"{name}_s", "one"], [f"{name}_v"])]
+    nodes += [helper.make_node("Concat", ["target_v", "source_v", "target_v"], ["rgb"], axis=1),
+              helper.make_node("Mul", ["source_image", "zero"], ["blank"]),
+              helper.make_node("Add", ["blank", "rgb"], ["image"])]
+    inits = constants({"zeros2": [0, 0], "ones2": [1, 1], "axes12": [1, 2], "axis3": [3]},
+                      {"scale": 2.0 / width, "one": 1.0, "zero": 0.0})
+    return save_graph(path, nodes, inputs, [tensor("image", [3, height, width])], inits)
 
 
 def export_generator_onnx(generator: Any, path: Path, height: int, width: int) -> Path:
@@ -61,24 +183,16 @@ def completion_stub_onnx(path: Path, height: int, width: int, crop: int = 16, la
     so outside the erase region both outputs equal their inputs, as the contract says.
     ``latent`` must be >= 8; ``batch`` an int fixes the batch axis.
     """
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
     assert latent >= 8
-
-    def value(name: str, dims: list[Any]) -> Any:
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch] + dims)
-
-    inputs = [value("masked_image", [3, height, width]), value("masked_parsing", [8, height, width]),
-              value("erase_mask", [1, height, width]), value("pose_heatmaps", [18, height, width]),
-              value("garment_crops", [12, crop, crop]), value("noise", [2, latent])]
-    outputs = [value("parsing", [8, height, width]), value("image", [3, height, width])]
+    helper = pytest.importorskip("onnx.helper")
+    inputs = [tensor("masked_image", [3, height, width], batch), tensor("masked_parsing", [8, height, width], batch),
+              tensor("erase_mask", [1, height, width], batch), tensor("pose_heatmaps", [18, height, width], batch),
+              tensor("garment_crops", [12, crop, crop], batch), tensor("noise", [2, latent], batch)]
+    outputs = [tensor("parsing", [8, height, width], batch), tensor("image", [3, height, width], batch)]
     top = np.zeros((1, 8, 1, 1), np.float32)
     top[0, 5] = 4.0
-    inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
-             {"s_tex": [1, 0], "e_tex": [2, 3], "s_shape": [0, 0], "e_shape": [1, 8], "axes12": [1, 2],
-              "rgb_shape": [-1, 3, 1, 1], "cls_shape": [-1, 8, 1, 1]}.items()]
-    inits.append(numpy_helper.from_array(top, "top_gain"))
+    inits = constants({"s_tex": [1, 0], "e_tex": [2, 3], "s_shape": [0, 0], "e_shape": [1, 8], "axes12": [1, 2],
+                       "rgb_shape": [-1, 3, 1, 1], "cls_shape": [-1, 8, 1, 1]}, {"top_gain": top})
     nodes = [
         helper.make_node("Slice", ["noise", "s_tex", "e_tex", "axes12"], ["tex"]),        # [B, 1, 3]
         helper.make_node("Reshape", ["tex", "rgb_shape"], ["tex4"]),                       # [B, 3, 1, 1]
@@ -98,12 +212,7 @@ def completion_stub_onnx(path: Path, height: int, width: int, crop: int = 16, la
         helper.make_node("Mul", ["erase_mask", "probs"], ["probs_in"]),
         helper.make_node("Add", ["masked_parsing", "probs_in"], ["parsing"]),
     ]
-    graph = helper.make_graph(nodes, "stub_completion", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return save_graph(path, nodes, inputs, outputs, inits)
 
 
 def stub_manifest(height: int, width: int) -> dict[str, Any]:
@@ -126,18 +235,9 @@ def stub_bundle(path: Path, height: int, width: int) -> Path:
 def warp_stub_onnx(path: Path, height: int, width: int) -> Path:
     """A stub with the keypoint contract and its optional warp inputs: image [B, 3, H, W] =
     warped_source * warp_coverage, so the output is exactly what the engine fed as the warp."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    def value(name: str, shape: list[Any]) -> Any:
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch"] + shape)
-
-    inputs = [value("source_image", [3, height, width]), value("source_keypoints", [18, 2]),
-              value("target_keypoints", [18, 2]), value("warped_source", [3, height, width]),
-              value("warp_coverage", [1, height, width])]
+    helper = pytest.importorskip("onnx.helper")
+    inputs = [tensor("source_image", [3, height, width]), tensor("source_keypoints", [18, 2]),
+              tensor("target_keypoints", [18, 2]), tensor("warped_source", [3, height, width]),
+              tensor("warp_coverage", [1, height, width])]
     nodes = [helper.make_node("Mul", ["warped_source", "warp_coverage"], ["image"])]
-    graph = helper.make_graph(nodes, "warp_stub", inputs, [value("image", [3, height, width])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_graph(path, nodes, inputs, [tensor("image", [3, height, width])])

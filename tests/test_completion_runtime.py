@@ -23,7 +23,7 @@ from pyposert.cli import main
 from pyposert.engine import Completion, Engine
 from pyposert.errors import PlanError
 from pyposert.poses import STANDING_POSE
-from stub_models import completion_stub_onnx, heatmap_max_onnx
+from stub_models import completion_stub_onnx, heatmap_max_onnx, run_in_threads
 
 H, W = 64, 48  # stub model frame
 S, Z = 16, 8  # stub crop size, latent width
@@ -467,27 +467,16 @@ def test_each_task_has_its_methods(models: dict[str, Path], engine: Engine, rng:
 
 
 def test_threads_give_identical_results(engine: Engine, rng: np.random.Generator) -> None:
-    import threading
-
     photo, parsing, pose = _person(rng)
     expected = [engine.complete(photo, parsing, pose, g, seed=4).images[0] for g in completion.GARMENTS]
-    errors: list[BaseException] = []
 
     def work(i: int) -> None:
-        try:
-            for _ in range(3):
-                g = i % 4
-                got = engine.complete(photo, parsing, pose, completion.GARMENTS[g], seed=4).images[0]
-                np.testing.assert_array_equal(got, expected[g])
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for _ in range(3):
+            g = i % 4
+            got = engine.complete(photo, parsing, pose, completion.GARMENTS[g], seed=4).images[0]
+            np.testing.assert_array_equal(got, expected[g])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    run_in_threads(work, 4)
 
 
 def test_torch_backend_runs_completion_programs(models: dict[str, Path], engine: Engine, tmp_path: Path,

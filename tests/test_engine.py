@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +26,7 @@ from pyposert.backends import backends_report, tensorrt_backend
 from pyposert.bundle import write_bundle
 from pyposert.engine import Engine
 from pyposert.errors import BackendUnavailable, PlanError
-from stub_models import export_generator_onnx
+from stub_models import export_generator_onnx, heatmap_pair_onnx, keypoint_x_onnx, run_in_threads, torch_cuda
 
 H, W = 32, 24  # tiny generator's model frame
 SH, SW = 64, 48  # stub graphs' model frame
@@ -68,73 +67,10 @@ def engine(tiny: dict[str, Any]) -> Engine:
     return Engine(tiny["bundle"], threads=2, framing=False)  # these tests check the letterbox path
 
 
-def _stub_heatmap_onnx(path: Path, batch: Any = "batch") -> Path:
-    """Stub with the heatmap contract: image = (R: 2 max(source maps) - 1, G: 2 max(target
-    maps) - 1, B: the source image's blue channel)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    def value(name: str, channels: int) -> Any:
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, channels, SH, SW])
-
-    ints = {"c0": 0, "c18": 18, "c36": 36, "c2": 2, "c3": 3, "axis1": 1}
-    inits = [numpy_helper.from_array(np.array([v], np.int64), k) for k, v in ints.items()]
-    inits += [numpy_helper.from_array(np.array(2.0, np.float32), "two"),
-              numpy_helper.from_array(np.array(1.0, np.float32), "one")]
-    nodes = [
-        helper.make_node("Slice", ["pose_heatmaps", "c0", "c18", "axis1"], ["src_maps"]),
-        helper.make_node("Slice", ["pose_heatmaps", "c18", "c36", "axis1"], ["tgt_maps"]),
-        helper.make_node("ReduceMax", ["src_maps"], ["src_max"], axes=[1], keepdims=1),
-        helper.make_node("ReduceMax", ["tgt_maps"], ["tgt_max"], axes=[1], keepdims=1),
-        helper.make_node("Mul", ["src_max", "two"], ["src2"]),
-        helper.make_node("Sub", ["src2", "one"], ["red"]),
-        helper.make_node("Mul", ["tgt_max", "two"], ["tgt2"]),
-        helper.make_node("Sub", ["tgt2", "one"], ["green"]),
-        helper.make_node("Slice", ["source_image", "c2", "c3", "axis1"], ["blue"]),
-        helper.make_node("Concat", ["red", "green", "blue"], ["image"], axis=1),
-    ]
-    graph = helper.make_graph(nodes, "stub_heatmaps", [value("source_image", 3), value("pose_heatmaps", 36)],
-                              [value("image", 3)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
-def _stub_keypoint_onnx(path: Path) -> Path:
-    """Stub with the keypoint contract: a constant image whose R = target x of joint 0 and
-    G = source x of joint 0, both as 2 x / W - 1 (so uint8 = round(255 x / W))."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    inputs = [helper.make_tensor_value_info("source_image", TensorProto.FLOAT, ["batch", 3, SH, SW]),
-              helper.make_tensor_value_info("source_keypoints", TensorProto.FLOAT, ["batch", 18, 2]),
-              helper.make_tensor_value_info("target_keypoints", TensorProto.FLOAT, ["batch", 18, 2])]
-    output = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, SH, SW])
-    inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in
-             {"zeros2": [0, 0], "ones2": [1, 1], "axes12": [1, 2], "axis3": [3]}.items()]
-    inits += [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in
-              {"scale": 2.0 / SW, "one": 1.0, "zero": 0.0}.items()]
-    nodes = []
-    for name in ("target", "source"):
-        nodes += [helper.make_node("Slice", [f"{name}_keypoints", "zeros2", "ones2", "axes12"], [f"{name}_x"]),
-                  helper.make_node("Unsqueeze", [f"{name}_x", "axis3"], [f"{name}_x4"]),
-                  helper.make_node("Mul", [f"{name}_x4", "scale"], [f"{name}_s"]),
-                  helper.make_node("Sub", [f"{name}_s", "one"], [f"{name}_v"])]
-    nodes += [helper.make_node("Concat", ["target_v", "source_v", "target_v"], ["rgb"], axis=1),
-              helper.make_node("Mul", ["source_image", "zero"], ["blank"]),
-              helper.make_node("Add", ["blank", "rgb"], ["image"])]
-    graph = helper.make_graph(nodes, "stub_keypoints", inputs, [output], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("onnx")
-    return _stub_heatmap_onnx(tmp_path_factory.mktemp("stub") / "stub.onnx")
+    return heatmap_pair_onnx(tmp_path_factory.mktemp("stub") / "stub.onnx", SH, SW)
 
 
 def _image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -265,7 +201,7 @@ def test_bundle_heatmap_convention_is_used(stub: Path, tmp_path: Path, rng: np.r
 def test_keypoint_contract_gets_model_pixels(tmp_path: Path, rng: np.random.Generator) -> None:
     """A keypoint-contract graph receives (x, y) model pixels for both poses."""
     pytest.importorskip("onnx")
-    e = Engine(_stub_keypoint_onnx(tmp_path / "kp.onnx"), framing=False, required_joints=())
+    e = Engine(keypoint_x_onnx(tmp_path / "kp.onnx", SH, SW), framing=False, required_joints=())
     assert e.spec.contract == "keypoints"
     image = _image(rng, 120, 100)
     box = ops.letterbox(120, 100, SH, SW)
@@ -279,7 +215,7 @@ def test_keypoint_contract_gets_model_pixels(tmp_path: Path, rng: np.random.Gene
 
 def test_fixed_batch_graph_runs_batches_in_chunks(tmp_path: Path, rng: np.random.Generator) -> None:
     pytest.importorskip("onnx")
-    e = Engine(_stub_heatmap_onnx(tmp_path / "b1.onnx", batch=1))
+    e = Engine(heatmap_pair_onnx(tmp_path / "b1.onnx", SH, SW, batch=1))
     assert e.max_batch == 1
     image, src = _image(rng, 40, 40), _pose(rng, 40, 40)
     source = e.source(image, src)
@@ -428,25 +364,14 @@ def test_threads_give_identical_results(engine: Engine, rng: np.random.Generator
     source = engine.source(image, src)
     expected = [source.run(p) for p in poses]
     results: dict[int, list[np.ndarray]] = {}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
 
     def work(index: int) -> None:
-        try:
-            barrier.wait()
-            mine = [source.run(p) for p in poses]  # shared Source: per-thread buffers
-            mine += [engine.run(image, p, src) for p in poses]
-            mine += source.run_batch(poses)
-            results[index] = mine
-        except BaseException as exc:  # reported below: a thread's exception is otherwise lost
-            errors.append(exc)
+        mine = [source.run(p) for p in poses]  # shared Source: per-thread buffers
+        mine += [engine.run(image, p, src) for p in poses]
+        mine += source.run_batch(poses)
+        results[index] = mine
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_in_threads(work, 4)
     for index in range(4):
         for out, want in zip(results[index], expected * 3):
             np.testing.assert_array_equal(out, want)
@@ -588,16 +513,8 @@ def assert_batched_close(batched: np.ndarray, single: np.ndarray) -> None:
     assert diff.mean() < 0.5 and diff.max() <= 12, (float(diff.mean()), int(diff.max()))
 
 
-def _torch_cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available()) and pyposert.cuda_available()
-
-
 @pytest.mark.cuda
-@pytest.mark.skipif(not _torch_cuda(), reason="needs torch with CUDA and pyposert's CUDA kernels on a CUDA device")
+@pytest.mark.skipif(not torch_cuda(), reason="needs torch with CUDA and pyposert's CUDA kernels on a CUDA device")
 def test_torch_cuda_frames_match_cpu(torch_bundle: Path, engine: Engine, rng: np.random.Generator) -> None:
     e = Engine(torch_bundle)  # auto: torch on CUDA (no TensorRT engine in this bundle)
     assert e.backend == "torch" and e.device.startswith("cuda")

@@ -282,11 +282,15 @@ def test_plugin_definitions_are_valid_python() -> None:
 @pytest.mark.tensorrt
 @pytest.mark.cuda
 @pytest.mark.slow
-def test_tensorrt_build_and_parity(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model, overrides", [
+    ("pona", TINY),
+    # warp-guided: the engine's inputs include warped_source / warp_coverage
+    ("nram", dict(ngf=4, n_blocks=1, nram_res_blocks=1, height=32, width=24, warp_guided=True))])
+def test_tensorrt_build_and_parity(tmp_path: Path, model: str, overrides: dict[str, Any]) -> None:
     pytest.importorskip("tensorrt", reason=TRT_SKIP)
     if not torch.cuda.is_available():
         pytest.skip("TensorRT is installed but torch sees no CUDA device")
-    write_checkpoint(tmp_path / "run", **TINY)
+    write_checkpoint(tmp_path / "run", model=model, **overrides)
     out = tmp_path / "trt.plan"
     assert main([str(tmp_path / "run"), "-o", str(out), "--fp16", "--tensorrt", "--quiet",
                  "--ptx-cache", str(tmp_path / "ptx")]) == 0

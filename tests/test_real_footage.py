@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from pyposert.poses import parse_pose
+from stub_models import heatmap_groups_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("POSERT_REAL_DIR") or REPO.parent / "shared" / "data" / "real")
@@ -44,34 +45,6 @@ def _photo(name: str) -> tuple[np.ndarray, np.ndarray]:
     image = cv2.imread(str(REAL / "photos" / f"{name}.jpg"), cv2.IMREAD_COLOR)
     assert image is not None
     return image, parse_pose(REAL / "poses" / f"{name}_keypoints.json")
-
-
-def _joint_groups_onnx(path: Path) -> Path:
-    """Stub network: output R = max of the target's head heatmaps, G = ankles, B = torso
-    (2 * max - 1: black where no joint is), so the output shows where the figure stands."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    def value(name: str, channels: int) -> Any:
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", channels, H, W])
-
-    inits = [numpy_helper.from_array(np.array([18 + j for j in joints], np.int64), name)
-             for name, joints in (("head", HEAD), ("ankles", ANKLES), ("torso", TORSO))]
-    inits += [numpy_helper.from_array(np.array(2.0, np.float32), "two"),
-              numpy_helper.from_array(np.array(1.0, np.float32), "one")]
-    nodes = []
-    for name in ("head", "ankles", "torso"):
-        nodes += [helper.make_node("Gather", ["pose_heatmaps", name], [f"{name}_maps"], axis=1),
-                  helper.make_node("ReduceMax", [f"{name}_maps"], [f"{name}_max"], axes=[1], keepdims=1)]
-    nodes += [helper.make_node("Concat", ["head_max", "ankles_max", "torso_max"], ["rgb"], axis=1),  # R, G, B
-              helper.make_node("Mul", ["rgb", "two"], ["rgb2"]),
-              helper.make_node("Sub", ["rgb2", "one"], ["image"])]
-    graph = helper.make_graph(nodes, "groups", [value("source_image", 3), value("pose_heatmaps", 36)],
-                              [value("image", 3)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
 
 
 def _upright_box(image_bgr: np.ndarray) -> tuple[float, float, float, float]:
@@ -100,8 +73,8 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 def stub_engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from pyposert import Engine
 
-    return Engine(_joint_groups_onnx(tmp_path_factory.mktemp("groups") / "groups.onnx"), backend="onnxruntime",
-                  threads=1)
+    stub = heatmap_groups_onnx(tmp_path_factory.mktemp("groups") / "groups.onnx", H, W, (HEAD, ANKLES, TORSO))
+    return Engine(stub, backend="onnxruntime", threads=1)
 
 
 @pytest.mark.parametrize("name", PHOTOS)
@@ -199,11 +172,13 @@ def test_padded_photo_is_framed_and_pasted(tmp_path: Path) -> None:
             diff = np.abs(out[region].astype(int) - alone[30:226, 30:146].astype(int))
             assert diff.mean() < 10, diff.mean()
             # Without framing the whole canvas is letterboxed: the person is far smaller, and the
-            # network's picture of them is something else.
+            # network's picture of them is something else, or (a warp-guided network, which
+            # passes the photo's pixels through) the same picture from far fewer pixels.
+            # Measured unframed / framed: 61-73 / 6.7 (plain NRAM), 8.4-13.7 / 0.45 (warp-guided).
             small = engine.source(big, kp, framing=False)
             assert np.ptp(small.keypoints[(kp >= 0).all(1), 1]) < 0.6 * framed_h
             unframed = np.abs(small.run(tgt)[region].astype(int) - alone[30:226, 30:146].astype(int))
-            assert unframed.mean() > 30, unframed.mean()
+            assert unframed.mean() > 5 * max(diff.mean(), 1.0), (unframed.mean(), diff.mean())
 
 
 def test_cli_writes_h264_from_the_street_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

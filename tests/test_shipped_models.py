@@ -117,6 +117,30 @@ def test_packaged_completion_model_keeps_its_quality() -> None:
         assert got[metric] > q["mean_fill"][metric], (metric, got, q["mean_fill"])
 
 
+REAL_QUALITY = MODELS / "quality-real.json"
+
+
+@pytest.mark.skipif(not REAL_QUALITY.is_file(), reason="no real-photo scores recorded (models/quality-real.json)")
+def test_default_model_on_real_photos_holds() -> None:
+    """models/nram.plan on the real photos' mirror pairs (training.evaluate_real): at its
+    recorded scores (minus the CPU-to-CPU margin), ahead of copying the photo on SSIM and L1,
+    and keeping the person's colours (body-box dE76 <= 5)."""
+    pytest.importorskip("torch", reason="the real-photo scores come from the training package, which needs torch")
+    from training.evaluate_real import DEFAULT_REAL
+    from training.shipped_quality import score_real
+
+    if not (DEFAULT_REAL / "photos").is_dir():
+        pytest.skip(f"the real photos are not at {DEFAULT_REAL}")
+    q = json.loads(REAL_QUALITY.read_text(encoding="utf-8"))
+    got = score_real([MODELS / "nram.plan"], frames=q["frames"])
+    assert got["pairs"] == q["pairs"]
+    new, ref, copy = got["methods"]["nram"], q["methods"]["nram"], got["methods"]["copy"]
+    for metric in ("ssim", "ssim_body"):
+        assert new[metric] >= ref[metric] - SSIM_MARGIN, (metric, new, ref)
+    assert new["l1"] <= ref["l1"] + SSIM_MARGIN, (new, ref)
+    assert new["ssim"] > copy["ssim"] and new["l1"] < copy["l1"] and new["dE"] <= 5.0, (new, copy)
+
+
 DEMO = Path(__file__).resolve().parents[1] / "pyposert" / "data" / "demo"
 
 

@@ -35,7 +35,7 @@ from training.data.datasets import build_dataset, describe, tensor_to_image
 from training.data.poses import LIMBS
 from training.metrics import MetricAccumulator
 from training.models import ModelConfig
-from training.trainer import pose_input
+from training.trainer import generator_inputs
 
 __all__ = ["generate", "evaluate_generator", "mean_target_image", "pose_cell", "make_grid",
            "evaluate_checkpoint", "main"]
@@ -47,10 +47,9 @@ METRIC_COLUMNS = (("ssim", "SSIM"), ("mask_ssim", "mask-SSIM"), ("psnr", "PSNR R
 @torch.no_grad()
 def generate(generator: nn.Module, cfg: ModelConfig, batch: dict[str, torch.Tensor],
              device: torch.device | str = "cpu") -> np.ndarray:
-    """Generated images of a batch: uint8 [B, H, W, 3] RGB (generator in its current mode)."""
-    src = batch["source_image"].to(device)
-    pose = pose_input(batch["source_pose"].to(device), batch["target_pose"].to(device), cfg)
-    return tensor_to_image(generator(src, pose))
+    """Generated images of a batch: uint8 [B, H, W, 3] RGB (generator in its current mode; a
+    warp-guided one gets the batch's warp, training.trainer.generator_inputs)."""
+    return tensor_to_image(generator(*generator_inputs(batch, cfg, device)))
 
 
 def _loader(dataset: Dataset, count: int, batch_size: int) -> DataLoader:
@@ -121,7 +120,7 @@ def _fmt(v: float) -> str:
 def evaluate_checkpoint(checkpoint: str | os.PathLike[str], *, count: int = 200,
                         out: str | os.PathLike[str] | None = None, data: str | None = None,
                         batch_size: int = 8, mean_count: int = 200, grid_rows: int = 8,
-                        pad_white: int = 0, seed: int | None = None) -> dict[str, Any]:
+                        pad_white: int = 0, seed: int | None = None, background: str | None = None) -> dict[str, Any]:
     """Score a checkpoint and its two baselines; write metrics.md, metrics.json and grid.png.
 
     data: a --data spec (default: the run's); its held-out split is used (synthetic 'eval',
@@ -129,13 +128,15 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], *, count: int = 200,
     pad_white: white columns added on each side before SSIM (40 reproduces PATN's DeepFashion
     protocol at 256 x 176). seed: the synthetic held-out set's seed (default: the run's training
     seed; give one seed to compare runs trained with different seeds on the same pairs).
+    background: the synthetic backdrops ("plain" | "cluttered" | "mixed"; default: the run's),
+    to compare runs trained on different backdrops on the same pairs.
     Returns the metrics dict that metrics.json holds.
     """
     ck = load_checkpoint(checkpoint, with_training_state=False)
     cfg = ck.model_config()
     generator = ck.build_generator()
     spec = data or ck.config.data.source
-    kw = dict(seed=ck.config.train.seed if seed is None else int(seed), length=max(count, mean_count, 1), background=ck.config.data.background,
+    kw = dict(seed=ck.config.train.seed if seed is None else int(seed), length=max(count, mean_count, 1), background=background or ck.config.data.background,
               poses_dir=ck.config.data.poses_dir or None)
     eval_ds = build_dataset(spec, "eval", cfg.height, cfg.width, **kw)
     train_ds = build_dataset(spec, "train", cfg.height, cfg.width, **kw)
@@ -157,7 +158,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike[str], *, count: int = 200,
     results = {k: a.summary() for k, a in accs.items()}
     report = {
         "checkpoint": str(ck.folder), "model": ck.config.model, "size": ck.config.size, "step": ck.step,
-        "data": spec, "split": describe(eval_ds), "count": len(accs["model"]), "pad_white": pad_white,
+        "data": spec, "background": kw["background"], "split": describe(eval_ds), "count": len(accs["model"]), "pad_white": pad_white,
         "mean_count": min(mean_count, len(train_ds)), "results": results,
     }
     out_dir = Path(out) if out is not None else ck.folder / "report"
@@ -199,6 +200,8 @@ def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--grid-rows", type=count(1), default=8)
     ap.add_argument("--seed", type=count(0),
                     help="seed of the synthetic held-out set (default: the run's training seed)")
+    ap.add_argument("--background", choices=("plain", "cluttered", "mixed"),
+                    help="synthetic backdrops of the held-out pairs (default: the run's)")
     ap.add_argument("--pad-white", type=count(0), default=0,
                     help="white columns each side before SSIM (40 = PATN's DeepFashion protocol)")
 
@@ -206,7 +209,8 @@ def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
 def run_from_args(args: argparse.Namespace) -> int:
     report = evaluate_checkpoint(args.checkpoint, count=args.count, out=args.out, data=args.data,
                                  batch_size=args.batch_size, mean_count=args.mean_count,
-                                 grid_rows=args.grid_rows, pad_white=args.pad_white, seed=args.seed)
+                                 grid_rows=args.grid_rows, pad_white=args.pad_white, seed=args.seed,
+                                 background=args.background)
     print(Path(report["out"], "metrics.md").read_text())
     print(f"wrote {report['out']}/metrics.md, metrics.json, grid.png", file=sys.stderr)
     return 0

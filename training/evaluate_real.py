@@ -13,7 +13,12 @@ Scores, per method, averaged over the pairs:
   grown by 10% of its size, 15% more above the head);
 - L1 in [-1, 1] units (PATN's l1_score), whole image;
 - dE: the colour shift, CIE76 distance between the mean Lab colours of output and truth
-  inside the body box (does the person keep their colours?).
+  inside the body box (does the person keep their colours?);
+- where the person left (the source person's region minus the target's, both from the warp's
+  coverage of the photo on its own skeleton, :func:`person_region`): L1 to the truth there
+  (``l1_left``), and ``flat_left``, the share of those pixels where the output is a plain fill
+  (local standard deviation under 2 grey levels in a 7 x 7 window) and the truth is not: a
+  model that paints the background it cannot see as a flat colour scores high.
 Methods: ``copy`` (the photo itself), ``warp`` (pyposert.ops.warp of the photo to the target
 skeleton, composited by its coverage over the photo with the person inpainted away: the op
 and a classical fill, no network), and every
@@ -132,16 +137,21 @@ def to_model(photo: np.ndarray) -> np.ndarray:
     return (photo.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None].copy()
 
 
-def background_plate(photo: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """The photo with its person removed by a classical fill: the person's region is where the
-    warp of the photo onto its own skeleton has coverage (grown a little), filled by OpenCV's
-    Telea inpainting."""
+def person_region(photo: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """uint8 [h, w] mask (255 = person) of the photo's person for ``pose`` in its pixels: where
+    the warp of the photo onto that skeleton has coverage, grown by 2% of the photo's size."""
     h, w = photo.shape[:2]
     _, cover = ops.warp(to_model(photo), pose[None], pose[None], h, w)
     mask = (cover[0, 0] > 0.05).astype(np.uint8) * 255
     grow = max(3, round(0.02 * max(h, w)))
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    return cv2.inpaint(photo, mask, max(3, grow), cv2.INPAINT_TELEA)
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+
+
+def background_plate(photo: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """The photo with its person removed by a classical fill: the person's region
+    (:func:`person_region`) filled by OpenCV's Telea inpainting."""
+    grow = max(3, round(0.02 * max(photo.shape[:2])))
+    return cv2.inpaint(photo, person_region(photo, pose), grow, cv2.INPAINT_TELEA)
 
 
 def warp_only(pair: RealPair) -> np.ndarray:
@@ -159,16 +169,38 @@ def mean_lab(image_bgr: np.ndarray) -> np.ndarray:
     return lab.reshape(-1, 3).mean(0)
 
 
-def score(output: np.ndarray, pair: RealPair) -> dict[str, float]:
+FLAT_WINDOW, FLAT_STD = 7, 2.0  # a "plain fill": local std of the grey levels under 2 in 7 x 7
+
+
+def _flat(image: np.ndarray) -> np.ndarray:
+    """bool [h, w]: pixels whose 7 x 7 neighbourhood is a plain fill (grey-level std < 2)."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    mean = cv2.blur(grey, (FLAT_WINDOW, FLAT_WINDOW))
+    var = cv2.blur(grey * grey, (FLAT_WINDOW, FLAT_WINDOW)) - mean * mean
+    return var < FLAT_STD * FLAT_STD
+
+
+def left_region(pair: RealPair) -> np.ndarray:
+    """bool [h, w]: where the person was in the photo and is not in the target (the truth)."""
+    return (person_region(pair.photo, pair.pose) > 0) & (person_region(pair.truth, pair.target) == 0)
+
+
+def score(output: np.ndarray, pair: RealPair, left: np.ndarray | None = None) -> dict[str, float]:
+    """The scores of the module docstring; ``left`` (:func:`left_region`) is computed when not given."""
     h, w = pair.truth.shape[:2]
     x0, y0, x1, y1 = body_box(pair.target, h, w)
     rgb_out, rgb_truth = output[..., ::-1], pair.truth[..., ::-1]
     box_out, box_truth = output[y0:y1, x0:x1], pair.truth[y0:y1, x0:x1]
+    left = left_region(pair) if left is None else left
+    textured = left & ~_flat(pair.truth)
+    diff = np.abs(output.astype(np.float32) - pair.truth.astype(np.float32)) / 127.5
     return {
         "ssim": ssim(np.ascontiguousarray(rgb_out), np.ascontiguousarray(rgb_truth)),
         "ssim_body": ssim(np.ascontiguousarray(box_out[..., ::-1]), np.ascontiguousarray(box_truth[..., ::-1])),
         "l1": l1_score(output, pair.truth),
         "dE": float(np.linalg.norm(mean_lab(box_out) - mean_lab(box_truth))),
+        "l1_left": float(diff[left].mean()) if left.any() else 0.0,
+        "flat_left": float(_flat(output)[textured].mean()) if textured.any() else 0.0,
     }
 
 
@@ -195,6 +227,7 @@ def evaluate_real(real: Path, models: Sequence[Path], frames: int, out: Path) ->
     for pair in tqdm(pairs, desc="real pairs", unit="pair"):
         h, w = pair.photo.shape[:2]
         row = [cell(pair.photo), pose_cell(cell_pose(pair.target, h, w), *CELL)]
+        left = left_region(pair)
         for name, engine in methods.items():
             if name == "copy":
                 output = pair.photo
@@ -202,7 +235,7 @@ def evaluate_real(real: Path, models: Sequence[Path], frames: int, out: Path) ->
                 output = warp_only(pair)
             else:
                 output = engine.run(pair.photo, pair.target, pair.pose)
-            scores[name].append(score(output, pair))
+            scores[name].append(score(output, pair, left))
             row.append(cell(output))
         row.append(cell(pair.truth))
         rows.append(row)
@@ -214,9 +247,11 @@ def evaluate_real(real: Path, models: Sequence[Path], frames: int, out: Path) ->
                "per_pair": {name: rows_ for name, rows_ in scores.items()}}
     (out / "real.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     lines = [f"Mirror pairs on {len(pairs)} real photos ({', '.join(p.name for p in pairs)}).", "",
-             "| method | SSIM | SSIM (body box) | L1 | dE76 (body box) |", "|---|---:|---:|---:|---:|"]
+             "| method | SSIM | SSIM (body box) | L1 | dE76 (body box) | L1 where the person left | plain fill there |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, m in summary["methods"].items():
-        lines.append(f"| {name} | {m['ssim']:.3f} | {m['ssim_body']:.3f} | {m['l1']:.3f} | {m['dE']:.1f} |")
+        lines.append(f"| {name} | {m['ssim']:.3f} | {m['ssim_body']:.3f} | {m['l1']:.3f} | {m['dE']:.1f} | "
+                     f"{m['l1_left']:.3f} | {100 * m['flat_left']:.1f}% |")
     (out / "real.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return summary
 

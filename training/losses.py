@@ -26,6 +26,7 @@ __all__ = [
     "L1_MODES",
     "l1_loss",
     "pose_mask_l1_loss",
+    "ssim_loss",
     "gan_generator_loss",
     "gan_discriminator_loss",
     "gram_matrix",
@@ -49,6 +50,30 @@ def l1_loss(generated: Tensor, target: Tensor) -> Tensor:
     if generated.shape != target.shape:
         raise ValueError(f"generated {list(generated.shape)} and target {list(target.shape)} differ")
     return (generated - target).abs().mean()
+
+
+def ssim_loss(generated: Tensor, target: Tensor, sigma: float = 1.5) -> Tensor:
+    """1 - mean SSIM of [B, C, H, W] images in [-1, 1] (each channel on its own, Gaussian window
+    of ``sigma`` over 11 taps, zero-padded borders, the metric's constants for a data range of 1
+    after mapping to [0, 1]). Differentiable; 0 when the images are equal."""
+    if generated.shape != target.shape or generated.dim() != 4:
+        raise ValueError(f"ssim_loss expects two equal [B, C, H, W] images, got {list(generated.shape)} "
+                         f"and {list(target.shape)}")
+    x, y = (generated + 1.0) * 0.5, (target + 1.0) * 0.5
+    c = x.shape[1]
+    taps = torch.arange(11, dtype=x.dtype, device=x.device) - 5.0
+    g = torch.exp(-0.5 * (taps / sigma) ** 2)
+    g = g / g.sum()
+    win = (g[:, None] * g[None, :]).expand(c, 1, 11, 11).contiguous()
+
+    def blur(t: Tensor) -> Tensor:
+        return F.conv2d(t, win, padding=5, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return 1.0 - s.mean()
 
 
 def _mask_4d(mask: Tensor, like: Tensor) -> Tensor:

@@ -19,7 +19,6 @@ Coordinates are always (x, y): x is the column (width axis), y the row (height a
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor
 
 from pyposert import torch_ops
+from pyposert.ops import HeatmapParams
 
 __all__ = [
     "attention",
@@ -179,16 +179,7 @@ def attention_reference(q: Tensor, k: Tensor, v: Tensor, scale: float | None = N
 HEATMAP_MODES = tuple(torch_ops.HEATMAP_MODES)  # ("gaussian", "disk"), the kernel's modes
 
 
-def heatmaps(
-    keypoints: Tensor,
-    height: int,
-    width: int,
-    mode: str = "gaussian",
-    sigma: float = 6.0,
-    radius: float = 4.0,
-    scale: tuple[float, float] = (1.0, 1.0),
-    offset: tuple[float, float] = (0.0, 0.0),
-) -> Tensor:
+def heatmaps(keypoints: Tensor, height: int, width: int, **params: Any) -> Tensor:
     """Rasterise keypoints into one map per joint (same convention as ``pyposert.ops.heatmaps``).
 
     Args:
@@ -196,12 +187,11 @@ def heatmaps(
             float32 first (the native kernel takes float32). A joint is missing -- its channel is
             all zero -- if its ORIGINAL x or y is negative, NaN or infinite.
         height, width: output size H, W (>= 0).
-        mode: "gaussian": exp(-d^2 / (2 sigma^2)), peak 1, not renormalised;
-              "disk": 1 where d^2 <= radius^2, else 0.
-        sigma: Gaussian standard deviation in output pixels (> 0).
-        radius: disk radius in output pixels (>= 0).
-        scale, offset: (sx, sy), (ox, oy) mapping keypoint pixels to output pixels:
-            x' = x * sx + ox, y' = y * sy + oy (e.g. a resize/letterbox).
+        **params: ``mode``, ``sigma``, ``radius``, ``scale``, ``offset``, checked by
+            :class:`pyposert.ops.HeatmapParams` (defaults: Gaussian, sigma 6, radius 4, identity
+            map): "gaussian" is exp(-d^2 / (2 sigma^2)), peak 1, not renormalised; "disk" is 1
+            where d^2 <= radius^2, else 0; (sx, sy), (ox, oy) map keypoint pixels to output
+            pixels, x' = x * sx + ox, y' = y * sy + oy (e.g. a resize/letterbox).
 
     The value at integer pixel (px, py), px in [0, W), py in [0, H), is computed in float32:
         dx = px - x', dy = py - y', d2 = dx * dx + dy * dy,
@@ -212,36 +202,22 @@ def heatmaps(
     Returns:
         float32 [B, K, H, W] in [0, 1], on the keypoints' device.
     """
-    if mode not in HEATMAP_MODES:
-        raise ValueError(f"heatmaps mode must be one of {HEATMAP_MODES}, got {mode!r}")
+    hm = HeatmapParams(**params)
     if keypoints.dim() != 3 or keypoints.shape[-1] != 2:
         raise ValueError(f"keypoints must be [B, K, 2] (x, y), got {list(keypoints.shape)}")
     if not keypoints.dtype.is_floating_point:
         raise ValueError(f"keypoints must be floating point, got {keypoints.dtype}")
     if height < 0 or width < 0:
         raise ValueError(f"heatmap size must be >= 0, got height={height}, width={width}")
-    if mode == "gaussian" and not (sigma > 0 and math.isfinite(sigma)):
-        raise ValueError(f"sigma must be a positive finite number, got {sigma}")
-    if mode == "disk" and not (radius >= 0 and math.isfinite(radius)):
-        raise ValueError(f"radius must be a non-negative finite number, got {radius}")
-    return torch_ops.heatmaps(keypoints, height, width, mode, sigma, radius, scale, offset)
+    return torch_ops.heatmaps(keypoints, height, width, hm.mode, hm.sigma, hm.radius, hm.scale, hm.offset)
 
 
-def heatmaps_pair(
-    source: Tensor,
-    target: Tensor,
-    height: int,
-    width: int,
-    mode: str = "gaussian",
-    sigma: float = 6.0,
-    radius: float = 4.0,
-    scale: tuple[float, float] = (1.0, 1.0),
-    offset: tuple[float, float] = (0.0, 0.0),
-) -> Tensor:
+def heatmaps_pair(source: Tensor, target: Tensor, height: int, width: int, **params: Any) -> Tensor:
     """Generator pose input: concat(heatmaps(source), heatmaps(target)) -> float32 [B, 2K, H, W].
 
     source, target: [B, K, 2] (x, y) keypoints of the source photo and of the target pose, both
     already in the same pixel frame (scale/offset apply to both). Source channels come first.
+    ``params`` as in :func:`heatmaps`.
     """
     if source.shape != target.shape:
         raise ValueError(
@@ -249,4 +225,4 @@ def heatmaps_pair(
             f"{list(target.shape)}"
         )
     both = torch.cat([source, target], dim=1)  # [B, 2K, 2]: one map per joint, source first
-    return heatmaps(both, height, width, mode, sigma, radius, scale, offset)
+    return heatmaps(both, height, width, **params)

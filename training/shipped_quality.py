@@ -3,6 +3,7 @@
     python -m training.shipped_quality make-set            # models/heldout-rt.npz (committed)
     python -m training.shipped_quality score models/nram.plan models/pona.plan models/pg2.plan \
         --write models/quality.json
+    python -m training.shipped_quality score-real models/nram.plan --write models/quality-real.json
     python -m training.shipped_quality make-completion-set # models/heldout-completion.npz (committed)
     python -m training.shipped_quality score-completion models/completion.plan \
         --write models/quality-completion.json
@@ -77,6 +78,23 @@ def score_copy_source(heldout: dict[str, np.ndarray]) -> dict[str, float]:
     return acc.summary()
 
 
+REAL_FRAMES = 8  # street-video frames beside the studio photos (training.evaluate_real)
+
+
+def score_real(bundles: Sequence[Path], real: Path | None = None, frames: int = REAL_FRAMES,
+               out: Path | None = None) -> dict[str, Any]:
+    """Mirror-pair scores (training.evaluate_real: SSIM, body-box SSIM, L1, dE76, where the
+    person left) of ``bundles`` and of the copy / warp-only baselines on the real photos and
+    ``frames`` street-video frames. Returns {"pairs", "frames", "methods": {name: scores}}."""
+    import tempfile
+
+    from training.evaluate_real import DEFAULT_REAL, evaluate_real
+
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = evaluate_real(real or DEFAULT_REAL, list(bundles), frames, out or Path(tmp))
+    return {"pairs": summary["pairs"], "frames": frames, "methods": summary["methods"]}
+
+
 COMPLETION_SET = Path("models/heldout-completion.npz")
 COMPLETION_SAMPLES = 4  # completions per input (diversity)
 
@@ -136,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.add_argument("bundles", nargs="+", type=Path)
     sc.add_argument("--set", type=Path, default=DEFAULT_SET)
     sc.add_argument("--write", type=Path, help="write the scores as JSON (the regression test's reference)")
+    sr = sub.add_parser("score-real", help="score bundles on the real photos (mirror pairs) with the baselines")
+    sr.add_argument("bundles", nargs="+", type=Path)
+    sr.add_argument("--real", type=Path, help="real photos folder (default: ../shared/data/real)")
+    sr.add_argument("--write", type=Path, help="write the scores as JSON (the regression test's reference)")
     mc = sub.add_parser("make-completion-set", help="freeze the held-out completion inputs")
     mc.add_argument("--out", type=Path, default=COMPLETION_SET)
     scc = sub.add_parser("score-completion", help="score a completion bundle (and the mean-fill baseline)")
@@ -148,6 +170,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.cmd == "make-completion-set":
         print(f"wrote {make_completion_set(args.out)}")
+        return 0
+    if args.cmd == "score-real":
+        res = {"backend": "onnxruntime", **score_real(args.bundles, args.real)}
+        for name, row in res["methods"].items():
+            print(f"{name:<12} " + "  ".join(f"{k} {v:.4f}" for k, v in row.items()))
+        if args.write:
+            args.write.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+            print(f"wrote {args.write}")
         return 0
     if args.cmd == "score-completion":
         held = load_heldout_set(args.set)

@@ -94,6 +94,36 @@ def _log(d: Dist, msg: str) -> None:
         tqdm.write(msg, file=sys.stderr)
 
 
+def init_weights(trainer: Trainer, init_from: str | os.PathLike[str]) -> str:
+    """Load starting weights into ``trainer``; returns a line for the log.
+
+    ``init_from`` is a run folder (or its checkpoint.json): its generator and discriminators,
+    whose model config must equal this run's; or a file holding a generator state dict
+    (``torch.save(generator.state_dict())``, or .safetensors): the generator only, loaded
+    strictly (every parameter of this architecture, nothing else), discriminators fresh.
+    """
+    path = Path(init_from)
+    if path.is_file() and path.name != "checkpoint.json":
+        from training.losses import load_state_dict_file
+
+        state = load_state_dict_file(path)
+        try:
+            trainer.generator.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(f"--init-from {path}: not a state dict of this run's generator "
+                             f"({trainer.mcfg.name}, {trainer.cfg.size}, warp_guided={trainer.mcfg.warp_guided}): "
+                             f"{str(e).splitlines()[0]}") from None
+        return f"initialised the generator from {path} (fresh discriminators and optimizer state)"
+    seed = load_checkpoint(path, with_training_state=False, with_discriminators=True)
+    if seed.config.model_config() != trainer.mcfg:
+        raise ValueError(f"--init-from {path}: its model config {seed.config.model_config()} differs "
+                         f"from this run's {trainer.mcfg}")
+    trainer.generator.load_state_dict(seed.generator)
+    for role, m in trainer.discriminators.items():
+        m.load_state_dict(seed.discriminators[role])
+    return f"initialised from {path} (step {seed.step} weights; fresh optimizer state)"
+
+
 def train(cfg: TrainConfig, out: str | os.PathLike[str], *, resume: bool = False,
           vgg_weights: str | None = None, progress: bool = True, device: str | None = None,
           init_from: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -103,9 +133,8 @@ def train(cfg: TrainConfig, out: str | os.PathLike[str], *, resume: bool = False
     ``resume``: continue from out/checkpoint.json (its step, weights and optimizer state);
     the caller passes the checkpoint's config (see :func:`main`). Without ``resume`` an existing
     checkpoint in ``out`` is an error, so a run is never overwritten by accident.
-    ``init_from``: start a new run (step 0, fresh optimizers and schedule) from the generator
-    and discriminator weights of another run, e.g. a committed checkpoint without its
-    optimizer state; the model configuration must match.
+    ``init_from``: start a new run (step 0, fresh optimizers and schedule) from the weights of
+    another run or of a generator state-dict file (:func:`init_weights`).
     """
     from tqdm import tqdm
 
@@ -128,14 +157,7 @@ def train(cfg: TrainConfig, out: str | os.PathLike[str], *, resume: bool = False
     prior_seconds = 0.0
     history: list[dict[str, Any]] = []
     if init_from is not None and ck is None:
-        seed = load_checkpoint(init_from, with_training_state=False, with_discriminators=True)
-        if seed.config.model_config() != mcfg:
-            raise ValueError(f"--init-from {init_from}: its model config {seed.config.model_config()} differs "
-                             f"from this run's {mcfg}")
-        trainer.generator.load_state_dict(seed.generator)
-        for role, m in trainer.discriminators.items():
-            m.load_state_dict(seed.discriminators[role])
-        _log(d, f"initialised from {init_from} (step {seed.step} weights; fresh optimizer state)")
+        _log(d, init_weights(trainer, init_from))
     if ck is not None:
         trainer.load_state(ck)
         start = ck.step
@@ -253,10 +275,12 @@ def add_train_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--out", help="run folder (default runs/<model>_<size>)")
     ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     ap.add_argument("--init-from", metavar="RUN",
-                    help="new run starting from RUN's generator/discriminator weights (no optimizer state)")
+                    help="new run starting from RUN's generator/discriminator weights (no optimizer state), "
+                         "or from a generator state-dict file (.pt / .safetensors)")
     ap.add_argument("--vgg-weights", metavar="PATH",
                     help="ImageNet VGG state dict (.safetensors or torch.save) for perceptual/style losses")
     ap.add_argument("--device", help="cpu | cuda (default: cuda when available)")
+    ap.add_argument("--threads", type=count(1), help="torch CPU threads (default: torch's, one per core)")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
 
@@ -307,6 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_from_args(args: argparse.Namespace) -> int:
     cfg, out = resolve_config(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     train(cfg, out, resume=args.resume, vgg_weights=args.vgg_weights, progress=not args.no_progress,
           device=args.device, init_from=args.init_from)
     return 0

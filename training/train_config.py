@@ -91,7 +91,9 @@ class LossSection:
     gan_mode: "lsgan" | "bce". lambda_l1 weighs L1 (PG2: the pose-mask L1 of phase 2; phase 1
     is the bare pose-mask L1). l1_mode (PATN / PoNA / NRAM): "plain" = mean|G - I_B| as the
     papers; "pose_mask" = PG2's (1 + M) weighted L1 on the target's body mask, which spends the
-    L1 budget on the person when no VGG term is available. lambda_perceptual / lambda_style apply only with --vgg-weights;
+    L1 budget on the person when no VGG term is available. lambda_ssim weighs 1 - SSIM
+    (training.losses.ssim_loss; PATN / PoNA / NRAM). lambda_gan = 0 turns the adversarial
+    term off: the discriminators are then neither run nor trained. lambda_perceptual / lambda_style apply only with --vgg-weights;
     vgg_arch and the layer lists say which VGG activations they use.
     """
 
@@ -99,6 +101,7 @@ class LossSection:
     lambda_gan: float = 5.0
     lambda_l1: float = 1.0
     l1_mode: str = "plain"
+    lambda_ssim: float = 0.0
     lambda_perceptual: float = 0.0
     lambda_style: float = 0.0
     vgg_arch: str = "vgg19"

@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from training.checkpoint import Checkpoint
 from training.distributed import Dist, step_seed
 from training.losses import (VGGFeatures, gan_discriminator_loss, gan_generator_loss, l1_loss, perceptual_loss,
-                             pose_mask_l1_loss, style_loss)
+                             pose_mask_l1_loss, ssim_loss, style_loss)
 from training.models import ModelConfig, build_discriminators, build_generator
 from training.ops import heatmaps_pair
 from training.train_config import TrainConfig, lr_at
@@ -29,6 +29,35 @@ def pose_input(source_pose: Tensor, target_pose: Tensor, cfg: ModelConfig) -> Te
                          sigma=cfg.heatmap_sigma, radius=cfg.heatmap_radius)
 
 
+def warp_input(source_image: Tensor, source_pose: Tensor, target_pose: Tensor,
+               cfg: ModelConfig) -> tuple[Tensor, Tensor]:
+    """Warp guidance of a warp-guided generator: (warped_source [B, 3, H, W] in [-1, 1],
+    warp_coverage [B, 1, H, W] in [0, 1]).
+
+    The registered op ``pyposert::warp`` (pyposert.ops.warp) of ``source_image`` [B, 3, H, W]
+    from ``source_pose`` to ``target_pose`` (both [B, 18, 2] (x, y) model pixels, missing -1),
+    on the image's device. The warp is an input computed from data: no gradient flows through it.
+    """
+    from pyposert.torch_ops import register_warp
+
+    op = register_warp().warp
+    with torch.no_grad():
+        warped, coverage = op(source_image.float(), source_pose.float(), target_pose.float(), cfg.height, cfg.width)
+    return warped.to(source_image.dtype), coverage.to(source_image.dtype)
+
+
+def generator_inputs(batch: Mapping[str, Tensor], cfg: ModelConfig,
+                     device: torch.device | str = "cpu") -> tuple[Tensor, ...]:
+    """The generator's positional inputs for a batch, on ``device``: (source_image, pose_heatmaps),
+    plus (warped_source, warp_coverage) when ``cfg.warp_guided``."""
+    src = batch["source_image"].to(device)
+    sp, tp = batch["source_pose"].to(device), batch["target_pose"].to(device)
+    inputs: tuple[Tensor, ...] = (src, pose_input(sp, tp, cfg))
+    if cfg.warp_guided:
+        inputs += warp_input(src, sp, tp, cfg)
+    return inputs
+
+
 class _GeneratorForward(nn.Module):
     """What DDP wraps: PG2 -> (coarse, refined) unclamped stages; the others -> (output,)."""
 
@@ -37,10 +66,10 @@ class _GeneratorForward(nn.Module):
         self.generator = generator
         self.pg2 = name == "pg2"
 
-    def forward(self, source: Tensor, pose: Tensor) -> tuple[Tensor, ...]:
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, ...]:
         if self.pg2:
-            return tuple(self.generator.stages(source, pose))
-        return (self.generator(source, pose),)
+            return tuple(self.generator.stages(*inputs))
+        return (self.generator(*inputs),)
 
 
 class Trainer:
@@ -138,10 +167,9 @@ class Trainer:
         (PG2 phase 1: only g1_pose_mask_l1).
         """
         dev = self.d.device
-        src = batch["source_image"].to(dev)
+        inputs = generator_inputs(batch, self.mcfg, dev)
         tgt = batch["target_image"].to(dev)
         mask = batch["target_mask"].to(dev)
-        pose = pose_input(batch["source_pose"].to(dev), batch["target_pose"].to(dev), self.mcfg)
         phase = self.phase(step)
         self._enter_phase(phase)
         self._set_lr(step)
@@ -150,31 +178,43 @@ class Trainer:
         for m in self.discriminators.values():
             m.train()
         if self.name == "pg2":
-            return self._step_pg2(phase, src, tgt, mask, pose)
-        return self._step_pair(src, tgt, pose, mask)
+            return self._step_pg2(phase, inputs, tgt, mask)
+        return self._step_pair(inputs, tgt, mask)
 
     # -- PATN / PoNA / NRAM ------------------------------------------------------------
-    def _step_pair(self, src: Tensor, tgt: Tensor, pose: Tensor, mask: Tensor) -> dict[str, float]:
+    def _step_pair(self, inputs: tuple[Tensor, ...], tgt: Tensor, mask: Tensor) -> dict[str, float]:
+        """One update; with lambda_gan == 0 the recipe is pixel losses only and the
+        discriminators are neither run nor updated."""
         L = self.cfg.loss
+        src, pose = inputs[0], inputs[1]
         n_t = self.mcfg.pose_channels // 2
         tmaps = pose[:, n_t:]
-        (fake,) = self._g_run(src, pose)
-        # Generator update; discriminators frozen and run bare (outside DDP: no gradient sync).
-        for m in self.discriminators.values():
-            m.requires_grad_(False)
-        fake_in = self._d_inputs(fake, src, tmaps)
-        adv = torch.stack([gan_generator_loss(self.discriminators[r](fake_in[r]), L.gan_mode)
-                           for r in self.discriminators]).mean()
-        terms: dict[str, Tensor] = {"g_gan": L.lambda_gan * adv}
+        (fake,) = self._g_run(*inputs)
+        adversarial = L.lambda_gan > 0
+        terms: dict[str, Tensor] = {}
+        if adversarial:
+            # Generator update; discriminators frozen and run bare (outside DDP: no gradient sync).
+            for m in self.discriminators.values():
+                m.requires_grad_(False)
+            fake_in = self._d_inputs(fake, src, tmaps)
+            adv = torch.stack([gan_generator_loss(self.discriminators[r](fake_in[r]), L.gan_mode)
+                               for r in self.discriminators]).mean()
+            terms["g_gan"] = L.lambda_gan * adv
         if L.l1_mode == "pose_mask":
             terms["pose_mask_l1"] = L.lambda_l1 * pose_mask_l1_loss(fake, tgt, mask)
         else:
             terms["l1"] = L.lambda_l1 * l1_loss(fake, tgt)
+        if L.lambda_ssim > 0:
+            terms["ssim"] = L.lambda_ssim * ssim_loss(fake, tgt)
         terms.update(self._vgg_terms(fake, tgt))
         g_loss = torch.stack(list(terms.values())).sum()
         self.optimizers["g"].zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizers["g"].step()
+        out = {k: float(v.detach()) for k, v in terms.items()}
+        out["g_total"] = float(g_loss.detach())
+        if not adversarial:
+            return out
         for m in self.discriminators.values():
             m.requires_grad_(True)
         # Discriminator update: real and fake in one forward per D (one DDP forward per backward;
@@ -191,16 +231,15 @@ class Trainer:
         self.optimizers["d"].zero_grad(set_to_none=True)
         d_loss.backward()
         self.optimizers["d"].step()
-        out = {k: float(v.detach()) for k, v in terms.items()}
-        out["g_total"] = float(g_loss.detach())
         out.update({f"d_{k}": float(v.detach()) for k, v in d_losses.items()})
         return out
 
 
     # -- PG2 -----------------------------------------------------------------------------
-    def _step_pg2(self, phase: int, src: Tensor, tgt: Tensor, mask: Tensor, pose: Tensor) -> dict[str, float]:
+    def _step_pg2(self, phase: int, inputs: tuple[Tensor, ...], tgt: Tensor, mask: Tensor) -> dict[str, float]:
         L = self.cfg.loss
-        coarse, refined = self._g_run(src, pose)
+        src = inputs[0]
+        coarse, refined = self._g_run(*inputs)
         if phase == 1:
             loss = pose_mask_l1_loss(coarse, tgt, mask)
             self.optimizers["g1"].zero_grad(set_to_none=True)

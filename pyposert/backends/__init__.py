@@ -2,8 +2,10 @@
 
 Every backend looks alike from the Engine's side (:class:`Backend`): ``name``, ``device``,
 ``input_spec`` / ``output_spec`` (name -> :class:`TensorSpec`) and ``run(feeds) -> outputs``
-on host numpy arrays. GPU backends may also keep the whole frame on the device
-(:class:`DeviceFrames`: upload, letterbox, heatmaps, network, back to uint8 in one CUDA graph).
+on host numpy arrays. GPU backends also offer a :class:`DeviceAdapter` (their memory, copies,
+``execute`` and CUDA graphs), over which :class:`DeviceFrames` keeps the whole frame on the
+device (upload, letterbox, heatmaps, warp, network, back to uint8 in one CUDA graph; see
+:mod:`pyposert.backends.device_frames`).
 
 The model I/O contracts (heatmaps, keypoints, completion) are defined in :mod:`pyposert.model`,
 which resolves a :class:`~pyposert.model.ModelContract` once per opened model; backends bind
@@ -16,18 +18,14 @@ Nothing here imports torch, tensorrt or onnxruntime at module import time.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
 from ..errors import BackendUnavailable
 from ..model import (COMPLETION_INPUTS, COMPLETION_OUTPUTS, HEATMAP_INPUTS, KEYPOINT_INPUTS, OUTPUT_NAME, HeatmapSpec,
                      ModelFile, TensorSpec, contract_kind)
-
-if TYPE_CHECKING:
-    from ..ops import Letterbox
+from .device_frames import DeviceAdapter, DeviceFrames, open_device_frames
 
 __all__ = [
     "AUTO_ORDER",
@@ -38,6 +36,7 @@ __all__ = [
     "KEYPOINT_INPUTS",
     "OUTPUT_NAME",
     "Backend",
+    "DeviceAdapter",
     "DeviceFrames",
     "HeatmapSpec",
     "ModelFile",
@@ -45,6 +44,7 @@ __all__ = [
     "backends_report",
     "contract_kind",
     "open_backend",
+    "open_device_frames",
     "parse_device",
 ]
 
@@ -53,13 +53,15 @@ BACKEND_NAMES = ("auto", "tensorrt", "torch", "onnxruntime")
 # and is only used when asked for by name.
 AUTO_ORDER = ("tensorrt", "torch", "onnxruntime")
 
+
 class Backend(Protocol):
     """What the Engine needs from a backend.
 
     ``run`` takes C-contiguous numpy arrays named as in ``input_spec`` (all with one batch
     size B) and returns numpy arrays named as in ``output_spec``. The returned arrays may be
     buffers the backend reuses on its next ``run`` from the same thread: copy to keep them.
-    ``run`` is safe to call from several threads at once.
+    ``run`` is safe to call from several threads at once. ``device_adapter()`` is the
+    backend's side of :class:`DeviceFrames` on a GPU, or None.
     """
 
     name: str
@@ -69,23 +71,9 @@ class Backend(Protocol):
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
+    def device_adapter(self) -> Optional[DeviceAdapter]: ...
+
     def close(self) -> None: ...
-
-
-@runtime_checkable
-class DeviceFrames(Protocol):
-    """Optional capability of GPU backends: the frame never leaves the device between steps.
-
-    ``load_source`` uploads the uint8 HWC photo once, letterboxes it into the model input on
-    the device and keeps the source keypoints (and, for heatmap models, the source half of the
-    36 heatmap channels). ``render`` then runs one or more target poses: keypoints upload ->
-    target heatmaps -> network -> uint8 HWC, captured in a CUDA graph after a warm-up run.
-    """
-
-    def load_source(self, image: np.ndarray, box: "Letterbox", source_keypoints: np.ndarray,
-                    heatmap: HeatmapSpec) -> Any: ...
-
-    def render(self, source: Any, target_keypoints: np.ndarray, *, unletterbox: bool) -> list[np.ndarray]: ...
 
 
 def parse_device(device: Optional[str]) -> tuple[Optional[str], int]:

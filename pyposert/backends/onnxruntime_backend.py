@@ -222,6 +222,10 @@ class OnnxRuntimeBackend:
         state.bound_batch = batch
         return outputs
 
+    def device_adapter(self) -> None:
+        """None: frames run on host arrays (ONNX Runtime's CUDA provider binds host buffers here)."""
+        return None
+
     def close(self) -> None:
         """Drop the session (its memory goes when the last thread's binding goes too)."""
         self._session = None  # type: ignore[assignment]

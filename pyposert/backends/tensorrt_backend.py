@@ -4,23 +4,17 @@ GPU or TensorRT on its CI machines): its tests skip with the reason, and nothing
 fakes a result. Where TensorRT, cuda-python, a CUDA device or pyposert's CUDA kernels are
 missing, opening it raises BackendUnavailable saying which.
 
-One frame on the device (DeviceFrames), for the keypoint contract (``source_image``
-[B, 3, H, W], ``source_keypoints`` / ``target_keypoints`` [B, 18, 2] (x, y) model pixels,
-missing -1 -> ``image`` [B, 3, H, W]; heatmaps rasterised inside the engine by the
-PoseHeatmap plugin) or the heatmap contract (``pose_heatmaps`` [B, 36, H, W], rasterised here
-by pyposert's CUDA kernel):
+Whole frames stay on the GPU through :mod:`pyposert.backends.device_frames`, the pipeline
+every GPU backend shares; this module supplies only its adapter (:meth:`TensorRTBackend.device_adapter`):
+cudaMalloc'd memory, copies on the private stream, ``execute_async_v3`` on buffers bound by
+address, and stream capture into CUDA graphs. A graph replays the binding it was captured
+under, so one captured before the context was bound to other buffers (another batch size, or
+:meth:`TensorRTBackend.run`) is stale and captured again. Keypoint-contract engines rasterise
+their heatmaps inside the engine (the PoseHeatmap plugin); heatmap-contract engines take them
+from pyposert's CUDA kernel.
 
-    load_source (once per photo): uint8 upload -> ops.to_model_input on the device
-        (letterbox + normalise) -> cached device tensors (+ source heatmaps)
-    render (per frame): target keypoints (pinned host) -> device -> [target heatmaps] ->
-        execute_async_v3 -> ops.from_model_output (uint8 HWC BGR, source or model size) ->
-        pinned host; the whole sequence is captured in a CUDA graph after one warm-up run and
-        replayed; it is recaptured when the batch size, the source size or the output size
-        changes.
-
-A completion engine (the six inputs of :mod:`pyposert.completion` -> ``parsing``, ``image``)
-runs through the generic host path, ``run(feeds)``: every tensor is bound by name, so nothing
-there knows the contract; its device-frame path (load_source / render) is pose transfer only.
+Every contract (completion too) runs through the host path, ``run(feeds)``: every tensor is
+bound by name, so nothing there knows the contract.
 
 One execution context and one private non-default stream per backend (per Engine); a lock
 serialises callers, since a context runs one inference at a time. pyposert.ops runs on
@@ -33,22 +27,17 @@ from __future__ import annotations
 import ctypes
 import threading
 import weakref
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .. import ops
 from ..errors import BackendUnavailable, PlanError
 from ..model import CONTRACTS
-from . import (OUTPUT_NAME, HeatmapSpec, ModelFile, TensorSpec, contract_kind, module_installed, parse_device)
-
-if TYPE_CHECKING:
-    from ..ops import Letterbox
+from . import ModelFile, TensorSpec, contract_kind, module_installed, parse_device
 
 __all__ = ["DeviceArray", "TensorRTBackend", "availability", "open_backend", "pinned_empty"]
-
-_MAX_FRAME_GRAPHS = 4
 
 INSTALL_HINT = ("On a machine with an NVIDIA GPU: pip install tensorrt-cu12 (CUDA 12) or tensorrt-cu13 "
                 "(their -libs packages fetch NVIDIA's libraries from NVIDIA's own package index at install time, so PyPI "
@@ -208,39 +197,9 @@ def pinned_empty(cudart: Any, shape: Sequence[int], dtype: Any) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ backend
-@dataclass(eq=False)
-class _DeviceSource:
-    box: "Letterbox"
-    model_input: DeviceArray  # [3, H, W] engine dtype, RGB in [-1, 1]
-    keypoints: DeviceArray  # float32 [1, 18, 2] (x, y) model pixels, missing -1
-    maps: Optional[DeviceArray]  # [1, 18, H, W] source heatmaps (heatmap contract only)
-    heatmap: HeatmapSpec
-
-
-@dataclass(eq=False)
-class _Frame:
-    """A captured frame for one (batch, source box, output size)."""
-
-    pixels: DeviceArray  # uint8 [B, h, w, 3]
-    host_pixels: np.ndarray  # pinned uint8 [B, h, w, 3]
-    graph_exec: Any = None
-
-
-@dataclass(eq=False)
-class _Slot:
-    """Device and pinned buffers for one batch size, bound to the context by address."""
-
-    batch: int
-    device: dict[str, DeviceArray]
-    host: dict[str, np.ndarray]
-    target: DeviceArray  # float32 [B, 18, 2], the heatmap contract's keypoint scratch
-    host_target: np.ndarray  # pinned float32 [B, 18, 2]
-    frames: dict[Any, _Frame] = field(default_factory=dict)
-    active: Any = None  # weakref to the _DeviceSource copied into the inputs
-
-
 class TensorRTBackend:
-    """A deserialised TensorRT engine behind the Backend protocol and DeviceFrames."""
+    """A deserialised TensorRT engine behind the Backend protocol; :meth:`device_adapter`
+    lets :mod:`pyposert.backends.device_frames` keep whole frames on the GPU."""
 
     name = "tensorrt"
 
@@ -285,8 +244,9 @@ class TensorRTBackend:
         first = self.input_spec[CONTRACTS[self.contract][0][0]]
         self.max_batch = first.shape[0] or int(engine.get_tensor_profile_shape(first.name, 0)[2][0])
         self._lock = threading.Lock()
-        self._slots: dict[int, _Slot] = {}
-        self._bound_batch: Optional[int] = None
+        self._host: Optional[tuple[int, dict[str, DeviceArray], dict[str, np.ndarray]]] = None  # run()'s buffers
+        self._binding: tuple[Any, ...] = ()  # (name, address, shape) of every tensor the context is bound to
+        self._epoch = 0  # counts rebindings: a graph captured under an older binding is stale
 
     # ------------------------------------------------------------------ helpers
     def _copy(self, dst: int, src: int, nbytes: int, kind: str) -> None:
@@ -310,174 +270,32 @@ class TensorRTBackend:
             raise PlanError(f"TensorRT engine tensor {spec.describe()}: only the batch axis may be dynamic")
         return shape  # type: ignore[return-value]
 
-    def _slot(self, batch: int) -> _Slot:
-        """Buffers for ``batch``, bound to the context (rebinding drops captured graphs: a graph
-        replays the shapes and addresses it was captured with)."""
-        if batch < 1 or batch > self.max_batch:
-            raise ValueError(f"batch size must be in [1, {self.max_batch}] for this engine, got {batch}")
-        slot = self._slots.get(batch)
-        if slot is None:
-            cudart = self._cudart
-            specs = {**self.input_spec, **self.output_spec}
-            device = {n: DeviceArray(cudart, self._shape(s, batch), s.dtype) for n, s in specs.items()}
-            host = {n: pinned_empty(cudart, self._shape(s, batch), s.dtype) for n, s in specs.items()}
-            joints = 18
-            slot = _Slot(batch, device, host, DeviceArray(cudart, (batch, joints, 2), np.float32),
-                         pinned_empty(cudart, (batch, joints, 2), np.float32))
-            for old in self._slots.values():
-                self._drop_frames(old)
-            self._slots = {batch: slot}  # one batch size at a time keeps GPU memory bounded
-        if self._bound_batch != batch:
-            for name, spec in self.input_spec.items():
-                if not self._context.set_input_shape(name, self._shape(spec, batch)):
-                    raise ValueError(f"TensorRT rejected the shape {self._shape(spec, batch)} for {name}")
-            for name, array in slot.device.items():
-                if not self._context.set_tensor_address(name, array.ptr):
-                    raise RuntimeError(f"TensorRT rejected the address of {name}")
-            self._drop_frames(slot)
-            self._bound_batch = batch
-        return slot
-
-    def _drop_frames(self, slot: _Slot) -> None:
-        for frame in slot.frames.values():
-            if frame.graph_exec is not None:
-                self._cudart.cudaGraphExecDestroy(frame.graph_exec)
-        slot.frames.clear()
+    def _bind(self, tensors: Mapping[str, DeviceArray]) -> None:
+        """Bind every input and output of the engine to a device array (input shapes from
+        them); nothing to do when the context is bound so already. A graph captured before a
+        rebinding replays the old shapes and addresses: it is stale (:meth:`_TensorRTDevice.is_current`)."""
+        binding = tuple((name, array.ptr, array.shape) for name, array in sorted(tensors.items()))
+        if binding == self._binding:
+            return
+        names = set(self.input_spec) | set(self.output_spec)
+        if set(tensors) != names:
+            raise ValueError(f"the TensorRT engine needs a buffer for each of {sorted(names)}, got {sorted(tensors)}")
+        self._binding = ()  # half-bound until every call below succeeded
+        self._epoch += 1
+        for name in self.input_spec:
+            shape = tensors[name].shape
+            if not self._context.set_input_shape(name, shape):
+                raise ValueError(f"TensorRT rejected the shape {shape} for {name} (batch sizes 1..{self.max_batch})")
+        for name, array in tensors.items():
+            if not self._context.set_tensor_address(name, array.ptr):
+                raise RuntimeError(f"TensorRT rejected the address of {name}")
+        self._binding = binding
 
     def _execute(self) -> None:
         if not self._context.execute_async_v3(self._stream_handle):
             raise RuntimeError("TensorRT execute_async_v3 failed (see the TensorRT log)")
 
-    # ------------------------------------------------------------------ Backend protocol
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Host arrays in (copied through pinned buffers), host arrays out (copies)."""
-        if set(feeds) != set(self.input_spec):
-            raise ValueError(f"feeds must be exactly {sorted(self.input_spec)}, got {sorted(feeds)}")
-        batches = {int(np.shape(a)[0]) for a in feeds.values()}
-        if len(batches) != 1:
-            raise ValueError(f"all feeds must have one batch size, got {sorted(batches)}")
-        with self._lock:
-            self._enter()
-            slot = self._slot(batches.pop())
-            slot.active = None  # the inputs no longer hold a cached source
-            for name, array in feeds.items():
-                np.copyto(slot.host[name], array, casting="same_kind")
-                self._copy(slot.device[name].ptr, slot.host[name].ctypes.data, slot.device[name].nbytes, "h2d")
-            self._execute()
-            for name in self.output_spec:
-                self._copy(slot.host[name].ctypes.data, slot.device[name].ptr, slot.device[name].nbytes, "d2h")
-            self._sync()
-            return {name: slot.host[name].copy() for name in self.output_spec}
-
-    def close(self) -> None:
-        """Free buffers, graphs, context and stream."""
-        with self._lock:
-            for slot in self._slots.values():
-                self._drop_frames(slot)
-            self._slots.clear()
-            self._bound_batch = None
-            if self._stream is not None:
-                self._cudart.cudaStreamDestroy(self._stream)
-                self._stream = None
-            self._context = None
-
-    # ------------------------------------------------------------------ DeviceFrames
-    def load_source(self, image: np.ndarray, box: "Letterbox", source_keypoints: np.ndarray,
-                    heatmap: HeatmapSpec) -> _DeviceSource:
-        """image: uint8 [h, w, 3] BGR; source_keypoints: float32 (18, 2) (x, y) model pixels."""
-        if self.contract == "completion":
-            raise RuntimeError("a completion engine has no device-frame path: run it with run(feeds)")
-        cudart = self._cudart
-        h, w = box.height, box.width
-        image = np.ascontiguousarray(image)
-        kp = np.ascontiguousarray(source_keypoints, dtype=np.float32)[None]
-        with self._lock:
-            self._enter()
-            pixels = DeviceArray(cudart, image.shape, np.uint8)
-            self._copy(pixels.ptr, image.ctypes.data, image.nbytes, "h2d")
-            dtype = self.input_spec["source_image"].dtype
-            model_input = DeviceArray(cudart, (3, h, w), dtype)
-            ops.to_model_input(pixels, h, w, dtype=dtype, out=model_input, stream=self._stream_handle)
-            keypoints = DeviceArray(cudart, kp.shape, np.float32)
-            self._copy(keypoints.ptr, kp.ctypes.data, kp.nbytes, "h2d")
-            maps = None
-            if self.contract == "heatmaps":
-                pose_dtype = self.input_spec["pose_heatmaps"].dtype
-                maps = DeviceArray(cudart, (1, kp.shape[1], h, w), pose_dtype)
-                ops.heatmaps(keypoints, h, w, mode=heatmap.mode, sigma=heatmap.sigma, radius=heatmap.radius,
-                             dtype=pose_dtype, out=maps, stream=self._stream_handle)
-            self._sync()  # `image` (pageable) and `pixels` must outlive the copies
-        return _DeviceSource(box, model_input, keypoints, maps, heatmap)
-
-    def render(self, source: _DeviceSource, target_keypoints: np.ndarray, *, unletterbox: bool) -> list[np.ndarray]:
-        """target_keypoints: float32 [B, 18, 2] (x, y) model pixels -> B uint8 [h, w, 3] BGR."""
-        if self.contract == "completion":
-            raise RuntimeError("a completion engine has no device-frame path: run it with run(feeds)")
-        tgt = np.ascontiguousarray(target_keypoints, dtype=np.float32)
-        with self._lock:
-            self._enter()
-            slot = self._slot(int(tgt.shape[0]))
-            self._activate(slot, source)
-            np.copyto(slot.host_target, tgt)
-            box = source.box
-            key = (box, bool(unletterbox), source.heatmap)
-            frame = slot.frames.get(key)
-            if frame is None:
-                out_h, out_w = (box.src_height, box.src_width) if unletterbox else (box.height, box.width)
-                shape = (slot.batch, out_h, out_w, 3)
-                frame = _Frame(DeviceArray(self._cudart, shape, np.uint8), pinned_empty(self._cudart, shape, np.uint8))
-                self._enqueue_frame(slot, frame, box, bool(unletterbox), source.heatmap)  # warm-up, not captured
-                self._sync()
-                frame.graph_exec = self._capture(lambda: self._enqueue_frame(slot, frame, box, bool(unletterbox),
-                                                                             source.heatmap))
-                if len(slot.frames) >= _MAX_FRAME_GRAPHS:
-                    old = slot.frames.pop(next(iter(slot.frames)))
-                    self._cudart.cudaGraphExecDestroy(old.graph_exec)
-                slot.frames[key] = frame
-            _check(self._cudart, self._cudart.cudaGraphLaunch(frame.graph_exec, self._stream), "cudaGraphLaunch")
-            self._sync()
-            return [frame.host_pixels[b].copy() for b in range(slot.batch)]
-
-    def _activate(self, slot: _Slot, source: _DeviceSource) -> None:
-        """Copy the source's cached device tensors into the bound inputs (device to device, only
-        when the source changes): the graph keeps fixed addresses, the source moves in."""
-        if slot.active is not None and slot.active() is source:
-            return
-        image = slot.device["source_image"]
-        per_image = source.model_input.nbytes
-        for b in range(slot.batch):
-            self._copy(image.ptr + b * per_image, source.model_input.ptr, per_image, "d2d")
-            if self.contract == "heatmaps":
-                pose = slot.device["pose_heatmaps"]
-                per_pose = pose.nbytes // slot.batch
-                self._copy(pose.ptr + b * per_pose, source.maps.ptr, source.maps.nbytes, "d2d")  # channels 0..17
-            else:
-                kp = slot.device["source_keypoints"]
-                self._copy(kp.ptr + b * source.keypoints.nbytes, source.keypoints.ptr, source.keypoints.nbytes, "d2d")
-        slot.active = weakref.ref(source)
-
-    def _enqueue_frame(self, slot: _Slot, frame: _Frame, box: "Letterbox", unletterbox: bool,
-                       heatmap: HeatmapSpec) -> None:
-        """Everything of one frame, enqueued on the private stream (captured once, replayed)."""
-        stream = self._stream_handle
-        if self.contract == "keypoints":
-            dst = slot.device["target_keypoints"]
-            self._copy(dst.ptr, slot.host_target.ctypes.data, dst.nbytes, "h2d")
-        else:
-            self._copy(slot.target.ptr, slot.host_target.ctypes.data, slot.target.nbytes, "h2d")
-            pose = slot.device["pose_heatmaps"]
-            joints, h, w = slot.target.shape[1], pose.shape[2], pose.shape[3]
-            # The target half [B, 18:36] of every sample, in one launch.
-            ops.heatmaps(slot.target, h, w, mode=heatmap.mode, sigma=heatmap.sigma, radius=heatmap.radius,
-                         dtype=pose.dtype.name, out=pose, channel_offset=joints, stream=stream)
-        self._execute()
-        image = slot.device[OUTPUT_NAME]
-        for b in range(slot.batch):
-            ops.from_model_output(image.view((b,), image.shape[1:]), box, unletterbox=unletterbox,
-                                  out=frame.pixels.view((b,), frame.pixels.shape[1:]), stream=stream)
-        self._copy(frame.host_pixels.ctypes.data, frame.pixels.ptr, frame.pixels.nbytes, "d2h")
-
-    def _capture(self, enqueue: Any) -> Any:
+    def _capture(self, enqueue: Callable[[], None]) -> Any:
         """Capture ``enqueue`` on the private stream into an executable CUDA graph."""
         cudart = self._cudart
         mode = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
@@ -492,3 +310,120 @@ class TensorRTBackend:
             return _check(cudart, cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
         finally:
             cudart.cudaGraphDestroy(graph)
+
+    # ------------------------------------------------------------------ Backend protocol
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Host arrays in (copied through pinned buffers), host arrays out (copies)."""
+        if set(feeds) != set(self.input_spec):
+            raise ValueError(f"feeds must be exactly {sorted(self.input_spec)}, got {sorted(feeds)}")
+        batches = {int(np.shape(a)[0]) for a in feeds.values()}
+        if len(batches) != 1:
+            raise ValueError(f"all feeds must have one batch size, got {sorted(batches)}")
+        batch = batches.pop()
+        if batch < 1 or batch > self.max_batch:
+            raise ValueError(f"batch size must be in [1, {self.max_batch}] for this engine, got {batch}")
+        with self._lock:
+            self._enter()
+            device, host = self._host_buffers(batch)
+            for name, array in feeds.items():
+                np.copyto(host[name], array, casting="same_kind")
+                self._copy(device[name].ptr, host[name].ctypes.data, device[name].nbytes, "h2d")
+            self._bind(device)
+            self._execute()
+            for name in self.output_spec:
+                self._copy(host[name].ctypes.data, device[name].ptr, device[name].nbytes, "d2h")
+            self._sync()
+            return {name: host[name].copy() for name in self.output_spec}
+
+    def _host_buffers(self, batch: int) -> tuple[dict[str, DeviceArray], dict[str, np.ndarray]]:
+        """Device and pinned buffers of every tensor for :meth:`run`, one batch size at a time."""
+        if self._host is None or self._host[0] != batch:
+            self._host = None  # the old buffers go first: GPU memory stays bounded
+            specs = {**self.input_spec, **self.output_spec}
+            device = {n: DeviceArray(self._cudart, self._shape(s, batch), s.dtype) for n, s in specs.items()}
+            host = {n: pinned_empty(self._cudart, self._shape(s, batch), s.dtype) for n, s in specs.items()}
+            self._host = (batch, device, host)
+        return self._host[1], self._host[2]
+
+    def device_adapter(self) -> "_TensorRTDevice":
+        """This engine's side of the device-frame pipeline (:mod:`pyposert.backends.device_frames`)."""
+        return _TensorRTDevice(self)
+
+    def close(self) -> None:
+        """Free buffers, context and stream (close the device frames first: their graphs)."""
+        with self._lock:
+            self._host = None
+            self._binding = ()
+            if self._stream is not None:
+                self._cudart.cudaStreamDestroy(self._stream)
+                self._stream = None
+            self._context = None
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """An instantiated CUDA graph and the binding epoch it was captured under."""
+
+    graph_exec: Any
+    epoch: int
+
+
+class _TensorRTDevice:
+    """The TensorRT backend's :class:`~pyposert.backends.device_frames.DeviceAdapter`:
+    cudaMalloc'd memory, copies on the backend's private stream, ``execute_async_v3`` on
+    buffers bound by address, stream capture into an executable CUDA graph."""
+
+    def __init__(self, backend: TensorRTBackend) -> None:
+        self._backend = backend
+        self._cudart = backend._cudart
+        self.stream = backend._stream_handle
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        with self._backend._lock:
+            self._backend._enter()
+            yield
+
+    def tensor_dtype(self, name: str) -> str:
+        backend = self._backend
+        return (backend.input_spec.get(name) or backend.output_spec[name]).dtype
+
+    def allocate(self, shape: Sequence[int], dtype: str) -> DeviceArray:
+        return DeviceArray(self._cudart, shape, dtype)
+
+    def pinned(self, shape: Sequence[int], dtype: str) -> np.ndarray:
+        return pinned_empty(self._cudart, shape, dtype)
+
+    def copy(self, dst: Any, src: Any) -> None:
+        if dst.nbytes != src.nbytes:
+            raise ValueError(f"copy of {src.nbytes} bytes into {dst.nbytes}")
+        if isinstance(src, np.ndarray):
+            self._backend._copy(dst.ptr, src.ctypes.data, dst.nbytes, "h2d")
+        elif isinstance(dst, np.ndarray):
+            self._backend._copy(dst.ctypes.data, src.ptr, dst.nbytes, "d2h")
+        else:
+            self._backend._copy(dst.ptr, src.ptr, dst.nbytes, "d2d")
+
+    def view(self, array: DeviceArray, start: Sequence[int], shape: Sequence[int]) -> DeviceArray:
+        return array.view(start, shape)
+
+    def execute(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        self._backend._bind({**inputs, **outputs})
+        self._backend._execute()
+
+    def capture(self, enqueue: Callable[[], None]) -> _Graph:
+        graph_exec = self._backend._capture(enqueue)
+        return _Graph(graph_exec, self._backend._epoch)
+
+    def replay(self, graph: _Graph) -> None:
+        cudart = self._cudart
+        _check(cudart, cudart.cudaGraphLaunch(graph.graph_exec, self._backend._stream), "cudaGraphLaunch")
+
+    def is_current(self, graph: _Graph) -> bool:
+        return graph.epoch == self._backend._epoch
+
+    def release(self, graph: _Graph) -> None:
+        self._cudart.cudaGraphExecDestroy(graph.graph_exec)
+
+    def synchronize(self) -> None:
+        self._backend._sync()

@@ -3,10 +3,12 @@
 operators only, arithmetic shapes only).
 
 Where it is used: on an NVIDIA GPU without TensorRT (fp16 weights and activations,
-channels_last, the whole frame in a CUDA graph, pyposert's kernels on torch's CUDA tensors),
-and on the CPU for parity checks (fp32, only when asked for by name: ``backend="torch"``).
+channels_last, pyposert's kernels on torch's CUDA tensors, the whole frame in a CUDA graph
+through :mod:`pyposert.backends.device_frames`, to which this module supplies only its
+adapter), and on the CPU for parity checks (fp32, only when asked for by name:
+``backend="torch"``).
 
-The program follows one of the model contracts of :mod:`pyposert.backends` (by its input
+The program follows one of the model contracts of :mod:`pyposert.model` (by its input
 names: ``source_image`` + ``pose_heatmaps``, or ``source_image`` + ``source_keypoints`` +
 ``target_keypoints``, or the six completion inputs of :mod:`pyposert.completion`, whose
 program returns ``(parsing, image)``). A bundle without a torch-export payload cannot run
@@ -27,26 +29,21 @@ from __future__ import annotations
 import io
 import logging
 import threading
-import weakref
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .. import ops
 from ..errors import BackendUnavailable, PlanError
-from ..safety import sanitize_torch_program
 from ..model import contract_outputs
-from . import (OUTPUT_NAME, HeatmapSpec, ModelFile, TensorSpec, contract_kind, module_installed,
-               parse_device)
-
-if TYPE_CHECKING:
-    from ..ops import Letterbox
+from ..safety import sanitize_torch_program
+from . import ModelFile, TensorSpec, contract_kind, module_installed, parse_device
+from .device_frames import MAX_GRAPHS, GraphCache, capture_after_warmup
 
 __all__ = ["TorchBackend", "availability", "open_backend"]
 
 _OP_MARKER = b"torch.ops.pyposert."  # how a saved program names our custom ops
-_MAX_GRAPHS = 4  # captured frame graphs kept (video uses one: one source size, one batch size)
 
 
 def _import_torch() -> Any:
@@ -123,7 +120,8 @@ def _placeholder_shape(node: Any) -> tuple[Optional[int], ...]:
 
 
 class TorchBackend:
-    """An exported program behind the Backend protocol (and DeviceFrames on CUDA)."""
+    """An exported program behind the Backend protocol; on CUDA, :meth:`device_adapter` lets
+    :mod:`pyposert.backends.device_frames` keep whole frames on the GPU."""
 
     name = "torch"
 
@@ -170,6 +168,7 @@ class TorchBackend:
         self.device = device
         self._cuda = device.startswith("cuda")
         self._lock = threading.Lock()
+        self._adapter: Optional[_TorchDevice] = None
         if self._cuda:
             move = getattr(getattr(torch.export, "passes", None), "move_to_device_pass", None)
             if move is not None:
@@ -179,8 +178,8 @@ class TorchBackend:
             # accumulate in fp32 inside the kernels. channels_last lets cuDNN pick NHWC convs.
             module = module.half().to(memory_format=torch.channels_last)
             self._dtype = torch.float16
-            self._stream = torch.cuda.Stream(device=device)
-            self._graphs: dict[Any, _Graph] = {}
+            self._adapter = _TorchDevice(self, torch.cuda.Stream(device=device), "float16")
+            self._graphs: GraphCache[_HostGraph] = GraphCache(MAX_GRAPHS, lambda graph: None)
         else:
             module = ep.module()
             self._dtype = torch.float32
@@ -188,7 +187,7 @@ class TorchBackend:
 
     # ------------------------------------------------------------------ Backend protocol
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """name -> float32 [B, ...] numpy (host) in, ``{"image": float32 [B, 3, H, W]}`` out."""
+        """name -> float32 [B, ...] numpy (host) in, outputs by name (float32 [B, ...]) out."""
         torch = self._torch
         if self._module is None:
             raise RuntimeError("this model was closed (Engine.close()); open a new Engine to run it again")
@@ -198,18 +197,49 @@ class TorchBackend:
         batch = {a.shape[0] for a in arrays}
         if len(batch) != 1:
             raise ValueError(f"all feeds must have one batch size, got {sorted(batch)}")
-        if not self._cuda:
+        if self._adapter is None:
             with torch.inference_mode():
                 out = self._module(*[torch.from_numpy(a) for a in arrays])
             return {n: t.float().numpy() for n, t in zip(self.output_spec, self._output_tensors(out))}
-        with self._lock:
+        device = self._adapter
+        with device.session():
             graph = self._host_graph(arrays)
-            for host, array in zip(graph.host_inputs, arrays):
-                host.numpy()[...] = array
-            with torch.cuda.stream(self._stream):
-                graph.graph.replay()
-            self._stream.synchronize()
-            return {n: t.numpy().copy() for n, t in zip(self.output_spec, graph.host_outputs)}
+            for name, array in zip(self._order, arrays):
+                np.copyto(graph.host_inputs[name], array, casting="same_kind")
+            if graph.graph is None:
+                graph.graph = capture_after_warmup(device, graph.enqueue)
+            device.replay(graph.graph)
+            device.synchronize()
+            return {n: host.astype(np.float32) for n, host in graph.host_outputs.items()}
+
+    def _host_graph(self, arrays: list[np.ndarray]) -> "_HostGraph":
+        """The buffers (and, once captured, the graph) of :meth:`run` for these input shapes:
+        page-locked host copies in the network's dtypes, device inputs and outputs."""
+        key = tuple(a.shape for a in arrays)
+        graph = self._graphs.get(key)
+        if graph is not None:
+            return graph
+        device = self._adapter
+        assert device is not None
+        batch = arrays[0].shape[0]
+        shapes = {n: a.shape for n, a in zip(self._order, arrays)}
+        shapes.update({n: (batch,) + tuple(s.shape[1:]) for n, s in self.output_spec.items()})
+        dtypes = {n: device.tensor_dtype(n) for n in shapes}
+        host = {n: device.pinned(shape, dtypes[n]) for n, shape in shapes.items()}
+        on_device = {n: device.allocate(shape, dtypes[n]) for n, shape in shapes.items()}
+        inputs = {n: on_device[n] for n in self._order}
+        outputs = {n: on_device[n] for n in self.output_spec}
+
+        def enqueue() -> None:
+            for name in self._order:
+                device.copy(inputs[name], host[name])
+            device.execute(inputs, outputs)
+            for name in self.output_spec:
+                device.copy(host[name], outputs[name])
+
+        graph = _HostGraph({n: host[n] for n in self._order}, {n: host[n] for n in self.output_spec}, enqueue)
+        self._graphs.put(key, graph)
+        return graph
 
     def _output_tensors(self, out: Any) -> list[Any]:
         """The program's result as a list in ``output_spec`` order: one tensor (pose transfer),
@@ -225,196 +255,102 @@ class TorchBackend:
                                f"({list(self.output_spec)})")
         return items
 
-    def close(self) -> None:
-        """Release the module and captured graphs."""
-        if self._cuda:
-            self._graphs.clear()
-        self._module = None
-
-    # ------------------------------------------------------------------ CUDA: host protocol
-    def _host_graph(self, arrays: list[np.ndarray]) -> "_Graph":
-        torch = self._torch
-        key = ("host",) + tuple(a.shape for a in arrays)
-        graph = self._graphs.get(key)
-        if graph is not None:
-            return graph
-        graph = _Graph()
-        graph.host_inputs = [torch.empty(a.shape, dtype=torch.float32, pin_memory=True) for a in arrays]
-        graph.device_inputs = {n: torch.empty(a.shape, dtype=self._input_dtype(n), device=self.device)
-                               for a, n in zip(arrays, self._order)}
-        batch = arrays[0].shape[0]
-        graph.host_outputs = [torch.empty((batch,) + tuple(s.shape[1:]), dtype=torch.float32, pin_memory=True)
-                              for s in self.output_spec.values()]
-        for host, array in zip(graph.host_inputs, arrays):
-            host.numpy()[...] = array
-
-        def body() -> None:
-            for dev, host in zip(graph.device_inputs.values(), graph.host_inputs):
-                dev.copy_(host, non_blocking=True)
-            for host, out in zip(graph.host_outputs, self._forward_all(graph.device_inputs)):
-                host.copy_(out.float(), non_blocking=True)
-
-        self._capture(graph, body)
-        self._remember(key, graph)
-        return graph
-
-    def _input_dtype(self, name: str) -> Any:
-        # Keypoints stay float32 (pixel coordinates need the mantissa); images and heatmaps
-        # take the network's precision.
-        return self._torch.float32 if name.endswith("keypoints") else self._dtype
-
-    def _forward_all(self, inputs: dict[str, Any]) -> list[Any]:
+    def _forward_all(self, inputs: Mapping[str, Any]) -> list[Any]:
         """Run the module on device tensors named by the contract; its outputs in
         ``output_spec`` order, NCHW-contiguous."""
         torch = self._torch
         args = [inputs[n] for n in self._order]
         args = [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in args]
         with torch.inference_mode():
-            # NCHW again: our output kernel reads [3, H, W]
+            # NCHW again: the output kernel reads [3, H, W]
             return [t.contiguous() for t in self._output_tensors(self._module(*args))]
 
-    def _forward(self, inputs: dict[str, Any]) -> Any:
-        """The ``image`` output of :meth:`_forward_all` (the pose-transfer frame path)."""
-        return self._forward_all(inputs)[list(self.output_spec).index(OUTPUT_NAME)]
+    def device_adapter(self) -> Optional["_TorchDevice"]:
+        """On CUDA, this program's side of the device-frame pipeline
+        (:mod:`pyposert.backends.device_frames`); None on the CPU."""
+        return self._adapter
 
-    def _capture(self, graph: "_Graph", body: Any) -> None:
-        """Warm up (cuDNN algorithm choice, lazy module loading) off-graph, then capture."""
-        torch = self._torch
-        self._stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(self._stream):
-            body()
-            body()
-        self._stream.synchronize()
-        graph.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph.graph, stream=self._stream):
-            body()
-        self._stream.synchronize()
-
-    def _remember(self, key: Any, graph: "_Graph") -> None:
-        if len(self._graphs) >= _MAX_GRAPHS:
-            self._graphs.pop(next(iter(self._graphs)))
-        self._graphs[key] = graph
-
-    # ------------------------------------------------------------------ CUDA: DeviceFrames
-    def load_source(self, image: np.ndarray, box: "Letterbox", source_keypoints: np.ndarray,
-                    heatmap: HeatmapSpec) -> "_TorchSource":
-        """Upload the photo and prepare everything that depends only on it, on the GPU.
-
-        image: uint8 [h, w, 3] BGR; box: its letterbox into the model frame;
-        source_keypoints: float32 (18, 2) (x, y) model pixels, missing -1.
-        """
-        if not self._cuda:
-            raise RuntimeError("load_source needs the CUDA torch backend")
-        if self.contract == "completion":
-            raise RuntimeError("a completion program has no device-frame path: run it with run(feeds)")
-        torch = self._torch
-        h, w = box.height, box.width
-        with self._lock, torch.cuda.stream(self._stream):
-            pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
-            model_input = torch.empty((3, h, w), dtype=self._dtype, device=self.device)
-            ops.to_model_input(pixels, h, w, dtype=_np_name(torch, self._dtype), out=model_input, stream=self._stream)
-            keypoints = torch.from_numpy(np.ascontiguousarray(source_keypoints, np.float32)[None]).to(self.device)
-            maps = None
-            if self.contract == "heatmaps":
-                maps = torch.empty((1, keypoints.shape[1], h, w), dtype=self._dtype, device=self.device)
-                ops.heatmaps(keypoints, h, w, mode=heatmap.mode, sigma=heatmap.sigma, radius=heatmap.radius,
-                             dtype=_np_name(torch, self._dtype), out=maps, stream=self._stream)
-            self._stream.synchronize()
-        return _TorchSource(box, model_input, keypoints, maps, heatmap)
-
-    def render(self, source: "_TorchSource", target_keypoints: np.ndarray, *, unletterbox: bool) -> list[np.ndarray]:
-        """target_keypoints: float32 [B, 18, 2] (x, y) model pixels -> B uint8 [h, w, 3] BGR."""
-        torch = self._torch
-        tgt = np.ascontiguousarray(target_keypoints, dtype=np.float32)
-        batch = tgt.shape[0]
-        with self._lock:
-            key = ("frame", batch, source.box, bool(unletterbox), source.heatmap)
-            graph = self._graphs.get(key)
-            if graph is None:
-                graph = self._frame_graph(source, batch, bool(unletterbox))
-                graph.host_inputs[0].numpy()[...] = tgt
-                self._activate(graph, source)
-                self._capture(graph, graph.body)
-                self._remember(key, graph)
-            else:
-                graph.host_inputs[0].numpy()[...] = tgt
-                self._activate(graph, source)
-            with torch.cuda.stream(self._stream):
-                graph.graph.replay()
-            self._stream.synchronize()
-            return [graph.host_output[b].numpy().copy() for b in range(batch)]
-
-    def _frame_graph(self, source: "_TorchSource", batch: int, unletterbox: bool) -> "_Graph":
-        torch = self._torch
-        box, hm = source.box, source.heatmap
-        h, w = box.height, box.width
-        joints = source.keypoints.shape[1]
-        graph = _Graph()
-        graph.host_inputs = [torch.empty((batch, joints, 2), dtype=torch.float32, pin_memory=True)]
-        target = torch.empty((batch, joints, 2), dtype=torch.float32, device=self.device)
-        images = torch.empty((batch, 3, h, w), dtype=self._dtype, device=self.device)
-        if self.contract == "heatmaps":
-            pose = torch.empty((batch, 2 * joints, h, w), dtype=self._dtype, device=self.device)
-            graph.device_inputs = {"source_image": images, "pose_heatmaps": pose}
-        else:
-            pose = torch.empty((batch, joints, 2), dtype=torch.float32, device=self.device)
-            graph.device_inputs = {"source_image": images, "source_keypoints": pose, "target_keypoints": target}
-        out_h, out_w = (box.src_height, box.src_width) if unletterbox else (h, w)
-        pixels = torch.empty((batch, out_h, out_w, 3), dtype=torch.uint8, device=self.device)
-        graph.host_output = torch.empty((batch, out_h, out_w, 3), dtype=torch.uint8, pin_memory=True)
-        dtype = _np_name(torch, self._dtype)
-
-        def body() -> None:
-            target.copy_(graph.host_inputs[0], non_blocking=True)
-            if self.contract == "heatmaps":
-                # The target half [B, 18:36] of every sample, in one launch.
-                ops.heatmaps(target, h, w, mode=hm.mode, sigma=hm.sigma, radius=hm.radius, dtype=dtype, out=pose,
-                             channel_offset=joints, stream=self._stream)
-            out = self._forward(graph.device_inputs)
-            for b in range(batch):
-                ops.from_model_output(out[b], box, unletterbox=unletterbox, out=pixels[b], stream=self._stream)
-            graph.host_output.copy_(pixels, non_blocking=True)
-
-        graph.body = body
-        return graph
-
-    def _activate(self, graph: "_Graph", source: "_TorchSource") -> None:
-        """Copy the source's cached tensors into the graph's fixed inputs (only when the source
-        changes: a graph replays fixed addresses, so the source is copied in, not re-bound)."""
-        if graph.active is not None and graph.active() is source:
-            return
-        with self._torch.cuda.stream(self._stream):
-            images = graph.device_inputs["source_image"]
-            images.copy_(source.model_input.unsqueeze(0).expand_as(images))
-            if self.contract == "heatmaps":
-                pose = graph.device_inputs["pose_heatmaps"]
-                joints = source.keypoints.shape[1]
-                pose[:, :joints].copy_(source.maps.expand(pose.shape[0], -1, -1, -1))
-            else:
-                keypoints = graph.device_inputs["source_keypoints"]
-                keypoints.copy_(source.keypoints.expand_as(keypoints))
-        graph.active = weakref.ref(source)
-
-
-def _np_name(torch: Any, dtype: Any) -> str:
-    return "float16" if dtype == torch.float16 else "float32"
-
-
-@dataclass
-class _TorchSource:
-    box: "Letterbox"
-    model_input: Any  # torch [3, H, W] on the device
-    keypoints: Any  # torch float32 [1, 18, 2] (x, y) model pixels
-    maps: Any  # torch [1, 18, H, W] source heatmaps (heatmap models) or None
-    heatmap: HeatmapSpec
+    def close(self) -> None:
+        """Release the module and captured graphs (close the device frames first)."""
+        if self._adapter is not None:
+            self._graphs.clear()
+        self._module = None
 
 
 @dataclass(eq=False)
-class _Graph:
-    graph: Any = None
-    host_inputs: list[Any] = field(default_factory=list)
-    device_inputs: dict[str, Any] = field(default_factory=dict)  # contract name -> device tensor
-    host_output: Any = None  # the frame path's uint8 pixels
-    host_outputs: list[Any] = field(default_factory=list)  # the host path's outputs, output_spec order
-    body: Any = None
-    active: Any = None  # weakref to the source whose tensors are in device_inputs
+class _HostGraph:
+    """:meth:`TorchBackend.run` on CUDA for one set of input shapes."""
+
+    host_inputs: dict[str, np.ndarray]  # page-locked, the network's dtypes
+    host_outputs: dict[str, np.ndarray]  # page-locked, the network's dtypes
+    enqueue: Callable[[], None]  # inputs up, network, outputs down
+    graph: Any = None  # the captured enqueue
+
+
+class _TorchDevice:
+    """The torch backend's :class:`~pyposert.backends.device_frames.DeviceAdapter` on CUDA:
+    torch tensors, copies and the program on the backend's private stream, torch.cuda.CUDAGraph.
+
+    Images and heatmaps take the network's precision; keypoints stay float32 (pixel
+    coordinates need the mantissa)."""
+
+    def __init__(self, backend: TorchBackend, stream: Any, network_dtype: str) -> None:
+        self._backend = backend
+        self._torch = backend._torch
+        self.stream = stream
+        self._network_dtype = network_dtype
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        torch = self._torch
+        with self._backend._lock, torch.cuda.device(torch.device(self._backend.device)):
+            # Work queued on the default stream (the weights' upload) comes first.
+            self.stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.stream):
+                yield
+
+    def tensor_dtype(self, name: str) -> str:
+        return "float32" if name.endswith("keypoints") else self._network_dtype
+
+    def allocate(self, shape: Sequence[int], dtype: str) -> Any:
+        torch = self._torch
+        return torch.empty(tuple(shape), dtype=getattr(torch, dtype), device=self._backend.device)
+
+    def pinned(self, shape: Sequence[int], dtype: str) -> np.ndarray:
+        torch = self._torch
+        return torch.empty(tuple(shape), dtype=getattr(torch, dtype), pin_memory=True).numpy()
+
+    def copy(self, dst: Any, src: Any) -> None:
+        torch = self._torch
+        dst, src = (torch.from_numpy(x) if isinstance(x, np.ndarray) else x for x in (dst, src))
+        if dst.dtype != src.dtype or dst.numel() != src.numel():
+            raise ValueError(f"copy of {src.dtype} x {src.numel()} into {dst.dtype} x {dst.numel()}")
+        dst.view(-1).copy_(src.view(-1), non_blocking=True)  # page-locked host memory: asynchronous
+
+    def view(self, array: Any, start: Sequence[int], shape: Sequence[int]) -> Any:
+        offset = sum(int(i) * int(s) for i, s in zip(start, array.stride()))
+        return array.view(-1).narrow(0, offset, int(np.prod(shape))).view(tuple(shape))
+
+    def execute(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        for name, tensor in zip(self._backend.output_spec, self._backend._forward_all(inputs)):
+            if name in outputs:
+                outputs[name].copy_(tensor)
+
+    def capture(self, enqueue: Callable[[], None]) -> Any:
+        torch = self._torch
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=self.stream):
+            enqueue()
+        return graph
+
+    def replay(self, graph: Any) -> None:
+        graph.replay()
+
+    def is_current(self, graph: Any) -> bool:
+        return True  # a torch graph owns its memory pool and replays its own addresses
+
+    def release(self, graph: Any) -> None:
+        graph.reset()
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()

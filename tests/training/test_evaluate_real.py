@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from reference import STANDING
-from training.evaluate_real import DEFAULT_REAL, body_box, evaluate_real, mirror_pose
+from training.evaluate_real import DEFAULT_REAL, body_box, evaluate_real, left_region, make_pair, mirror_pose, score
 
 
 def test_mirroring_swaps_sides_and_is_its_own_inverse() -> None:
@@ -62,3 +62,21 @@ def test_warp_only_beats_copying_on_real_photos(tmp_path: Path) -> None:
     summary = evaluate_real(DEFAULT_REAL, [], 2, tmp_path)
     copy, warp = summary["methods"]["copy"], summary["methods"]["warp"]
     assert warp["ssim_body"] > copy["ssim_body"] and warp["l1"] < copy["l1"] and warp["dE"] < 5.0
+
+
+def test_where_the_person_left_scores_plain_fills() -> None:
+    """l1_left / flat_left: zero for the truth itself, and a flat grey fill of the region the
+    person left scores (nearly) 100% plain there (the failure the score exists to catch)."""
+    rng = np.random.default_rng(2)
+    photo = rng.integers(0, 256, (256, 176, 3), dtype=np.uint8)
+    pose = STANDING.astype(np.float32).copy()
+    pose[:, 0] = pose[:, 0] * 0.5 + 10  # off to the left: the mirrored person stands elsewhere
+    pair = make_pair("p", photo, pose)
+    left = left_region(pair)
+    assert left.sum() > 500
+    perfect = score(pair.truth, pair)
+    assert perfect["l1_left"] == 0.0 and perfect["flat_left"] == 0.0
+    grey = pair.truth.copy()
+    grey[left] = 128
+    filled = score(grey, pair, left)
+    assert filled["flat_left"] > 0.8 and filled["l1_left"] > 0.2

@@ -113,11 +113,12 @@ def test_shipped_configs_load() -> None:
     defaults = {f"{m}_{s}.toml" for m in MODEL_NAMES for s in SIZES}
     assert defaults <= {p.name for p in files}
     # Besides the defaults: the short CPU-budget recipes (<model>_rt_cpu.toml) of the shipped
-    # checkpoints and their fine-tune stages (<model>_rt_cpu_ft.toml); they must load and be
+    # checkpoints, their fine-tune stages (<model>_rt_cpu_ft.toml) and the warp-guided recipes
+    # (<model>_rt_wg_cpu.toml); they must load and be
     # rt configs of their model.
     for extra in sorted({p.name for p in files} - defaults):
         model, size, budget = extra[:-len(".toml")].split("_", 2)
-        assert model in MODEL_NAMES and size == "rt" and budget in ("cpu", "cpu_ft"), extra
+        assert model in MODEL_NAMES and size == "rt" and budget in ("cpu", "cpu_ft", "wg_cpu"), extra
         cfg = load_config(CONFIG_DIR / extra)
         assert (cfg.model, cfg.size) == (model, "rt") and cfg.train.steps > 0
     for model in MODEL_NAMES:
