@@ -143,12 +143,12 @@ def _one_line(exc: BaseException) -> str:
 
 def _estimate_pose(photo: np.ndarray) -> np.ndarray:
     """The photo's pose from the MediaPipe estimator of the pose extra, (18, 3) pixels."""
-    from .engine import NO_POSE_ESTIMATOR, default_estimator
+    from .estimators import MEDIAPIPE_INSTALL_HINT, default_estimator
 
     estimator = default_estimator(static_image_mode=True)
     if estimator is None:
         raise ValueError(f"give --pose POSE.json (the person's keypoints), or let pyposert find them: "
-                         f"{NO_POSE_ESTIMATOR}")
+                         f"no pose estimator is installed: install the MediaPipe extra -- {MEDIAPIPE_INSTALL_HINT}")
     try:
         pose = estimator(photo)
     finally:

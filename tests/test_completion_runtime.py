@@ -755,7 +755,7 @@ def test_cli_complete_without_a_parsing_map(models: dict[str, Path], parser_mode
 
 def test_cli_complete_without_a_pose_needs_the_estimator(models: dict[str, Path], files: dict[str, Any],
                                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from pyposert.engine import default_estimator
+    from pyposert.estimators import default_estimator
 
     estimator = default_estimator(static_image_mode=True)
     if estimator is not None:
