@@ -48,11 +48,12 @@ import torch
 from pyposert import completion as C
 from training.completion_run import load_completion_checkpoint, pose_heatmaps
 from training.data.completion import CompletionSamples
+from training.evaluate_real import mean_lab, real_photos
 from training.metrics import ssim
 from training.models.completion import CompletionModel
 
 __all__ = ["evaluate_model", "mean_fill", "score_region", "empty_scores", "evaluate_completion_checkpoint",
-           "add_evaluate_arguments", "run_from_args", "checkerboard", "spearman", "lab_mean", "garment_colours",
+           "add_evaluate_arguments", "run_from_args", "checkerboard", "spearman", "garment_colours",
            "colour_tracking", "evaluate_photos", "frozen_samples"]
 
 ROWS = ("reconstruction", "samples", "mean_fill")
@@ -119,23 +120,15 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 LAB_CHANNELS = ("L", "a", "b")
 
 
-def lab_mean(image_rgb: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
-    """Mean CIELAB colour (L 0..100, a, b) of the pixels of ``image_rgb`` (uint8 [H, W, 3]
-    RGB) under ``mask`` (bool [H, W]); None when the mask is empty."""
-    if not mask.any():
-        return None
-    lab = cv2.cvtColor(image_rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    return lab[mask].mean(0)
-
-
-def garment_colours(image_rgb: np.ndarray, completed: np.ndarray, labels: np.ndarray, region: np.ndarray,
+def garment_colours(image_bgr: np.ndarray, completed: np.ndarray, labels: np.ndarray, region: np.ndarray,
                     garment: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(the completed garment's mean Lab, the visible garments' mean Lab) of one completion:
+    """(the completed garment's mean Lab, the visible garments' mean Lab) of one completion
+    (image_bgr: uint8 [H, W, 3] BGR; completed, labels: uint8 [H, W] classes; region: bool [H, W]):
     pixels of class ``garment`` in ``completed`` inside ``region``; pixels of the other garment
     classes in ``labels`` (the photo's parsing) outside it. None where there are none."""
     others = [c for c in C.GARMENT_CLASSES if c != garment]
-    return (lab_mean(image_rgb, region & (completed == garment)),
-            lab_mean(image_rgb, ~region & np.isin(labels, others)))
+    return (mean_lab(image_bgr, region & (completed == garment)),
+            mean_lab(image_bgr, ~region & np.isin(labels, others)))
 
 
 def colour_tracking(completed: np.ndarray, visible: np.ndarray) -> dict[str, float]:
@@ -428,7 +421,6 @@ def evaluate_photos(completion_model: str, parser_model: str | None, photos: lis
                     if parser is None:
                         raise ValueError(f"{name}: no parsing given and no parser model")
                     labels = parser.parse(small, kp, framing=False)
-                rgb = np.ascontiguousarray(small[:, :, ::-1])
                 for garment in garments:
                     cls = C.garment_class(garment)
                     if (labels == cls).sum() < 12:
@@ -440,15 +432,14 @@ def evaluate_photos(completion_model: str, parser_model: str | None, photos: lis
                         out = engine.complete(photo, labels, kp, garment, seed=0, samples=samples,
                                               output_size="source" if keep_photo else "model", framing=False)
                         region = out.region.astype(bool)
-                        photo_rgb = np.ascontiguousarray(photo[:, :, ::-1])
-                        done = [garment_colours(np.ascontiguousarray(im[:, :, ::-1]), par, labels, region, cls)
+                        done = [garment_colours(im, par, labels, region, cls)
                                 for im, par in zip(out.images, out.parsings)]
                         painted = [c for c, _ in done if c is not None]
-                        visible = lab_mean(photo_rgb, ~region & others)
+                        visible = mean_lab(photo, ~region & others)
                         if painted and visible is not None:
                             rows.append({"photo": name, "garment": garment, "recolour": k, "visible": visible.tolist(),
                                          "completed": np.mean(painted, 0).tolist(),
-                                         "truth": (lab_mean(rgb, labels == cls).tolist() if k < 0 else None)})
+                                         "truth": (mean_lab(small, labels == cls).tolist() if k < 0 else None)})
                         if k < 0:
                             for im, par in zip(out.images, out.parsings):
                                 mask = C.generated_region(region, par, labels, cls)
@@ -484,19 +475,6 @@ def evaluate_photos(completion_model: str, parser_model: str | None, photos: lis
         gap = np.full((2, widest, 3), 255, np.uint8)
         result["grid"] = np.concatenate([x for r in grid_rows for x in (r, gap)][:-1], 0)
     return result
-
-
-def real_photos(folder: str | Path) -> list[tuple[str, np.ndarray, Any]]:
-    """(name, BGR photo, pose file) of every ``photos/*.jpg`` with a ``poses/<name>_keypoints.json``
-    in ``folder`` (the real-photo folder's layout)."""
-    folder = Path(folder)
-    out = []
-    for path in sorted((folder / "photos").glob("*.jpg")):
-        pose = folder / "poses" / f"{path.stem}_keypoints.json"
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is not None and pose.is_file():
-            out.append((path.stem, image, str(pose)))
-    return out
 
 
 def compare_grid(before: str, after: str, heldout: str | Path, rows: int = 6, samples: int = 2,

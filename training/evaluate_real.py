@@ -86,15 +86,21 @@ def body_box(pose: np.ndarray, height: int, width: int) -> tuple[int, int, int, 
     return (max(0, int(x0)), max(0, int(y0)), min(width, int(np.ceil(x1)) + 1), min(height, int(np.ceil(y1)) + 1))
 
 
-def load_photos(real: Path) -> list[RealPair]:
-    pairs = []
+def real_photos(real: str | Path) -> list[tuple[str, np.ndarray, Path]]:
+    """(name, uint8 [h, w, 3] BGR photo, pose file) of every ``photos/*.jpg`` of the real-photo
+    folder that has a ``poses/<name>_keypoints.json``, in name order."""
+    real = Path(real)
+    photos = []
     for path in sorted((real / "photos").glob("*.jpg")):
         pose_file = real / "poses" / f"{path.stem}_keypoints.json"
         photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if photo is None or not pose_file.is_file():
-            continue
-        pairs.append(make_pair(path.stem, photo, parse_pose(pose_file)))
-    return pairs
+        if photo is not None and pose_file.is_file():
+            photos.append((path.stem, photo, pose_file))
+    return photos
+
+
+def load_photos(real: Path) -> list[RealPair]:
+    return [make_pair(name, photo, parse_pose(pose_file)) for name, photo, pose_file in real_photos(real)]
 
 
 def load_video_frames(real: Path, count: int) -> list[RealPair]:
@@ -164,9 +170,13 @@ def warp_only(pair: RealPair) -> np.ndarray:
     return np.clip((mixed.transpose(1, 2, 0) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
-def mean_lab(image_bgr: np.ndarray) -> np.ndarray:
+def mean_lab(image_bgr: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:
+    """Mean CIELAB colour (L 0..100, a, b) of uint8 [h, w, 3] BGR pixels, all of them or those
+    under ``mask`` (bool [h, w]); None when the mask is empty."""
     lab = cv2.cvtColor(image_bgr.astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)
-    return lab.reshape(-1, 3).mean(0)
+    if mask is None:
+        return lab.reshape(-1, 3).mean(0)
+    return lab[mask].mean(0) if mask.any() else None
 
 
 FLAT_WINDOW, FLAT_STD = 7, 2.0  # a "plain fill": local std of the grey levels under 2 in 7 x 7
