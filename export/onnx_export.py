@@ -191,21 +191,12 @@ def half_precision(generator: nn.Module) -> nn.Module:
 def standard_heatmaps(source: Tensor, target: Tensor, cfg: ModelConfig) -> Tensor:
     """``training.ops.heatmaps_pair`` in standard ops (traceable to plain ONNX): float32
     [B, 2K, H, W] from (x, y) keypoints [B, K, 2] in model pixels, source maps first; a joint
-    with a negative, NaN or infinite coordinate gives an all-zero map."""
-    kp = torch.cat([source, target], dim=1).to(torch.float32)
-    present = (torch.isfinite(kp) & (kp >= 0)).all(-1)[..., None, None]  # [B, 2K, 1, 1]
-    kp = torch.where(torch.isfinite(kp), kp, torch.zeros_like(kp))
-    x, y = kp[..., 0, None, None], kp[..., 1, None, None]
-    px = torch.arange(cfg.width, dtype=torch.float32, device=kp.device)[None, None, None, :]
-    py = torch.arange(cfg.height, dtype=torch.float32, device=kp.device)[None, None, :, None]
-    dx, dy = px - x, py - y
-    d2 = dx * dx + dy * dy
-    if cfg.heatmap_mode == "gaussian":
-        two_sigma_sq = float(np.float32(2.0 * cfg.heatmap_sigma * cfg.heatmap_sigma))
-        maps = torch.exp(-d2 / two_sigma_sq)
-    else:
-        maps = (d2 <= float(np.float32(cfg.heatmap_radius * cfg.heatmap_radius))).to(torch.float32)
-    return torch.where(present, maps, torch.zeros_like(maps))
+    with a negative, NaN or infinite coordinate gives an all-zero map. It is the eager torch
+    form of the heatmap kernel (``pyposert.torch_ops.heatmaps``), so no pyposert node."""
+    from pyposert import torch_ops
+
+    return torch_ops.heatmaps(torch.cat([source, target], dim=1), cfg.height, cfg.width, cfg.heatmap_mode,
+                              cfg.heatmap_sigma, cfg.heatmap_radius)
 
 
 def graph_inputs(cfg: ModelConfig, graph: str) -> tuple[str, ...]:
